@@ -1,0 +1,194 @@
+"""The ``ticket-nlp`` command: a thin Typer layer over data, train, evaluate and predict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ticket_nlp.config import LABELS, LABELS_ZH, data_path, model_dir
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Label Chinese after-sales tickets and flag contradicted claimed reasons.")
+console = Console()
+
+DataOpt = Annotated[list[Path] | None, typer.Option("--data", help="Labelled CSV/TSV/XLSX; repeat to combine files.")]
+TextCol = Annotated[str | None, typer.Option("--text-col", help="Column holding the description.")]
+LabelCol = Annotated[str | None, typer.Option("--label-col", help="Column holding the label.")]
+ClaimCol = Annotated[str | None, typer.Option("--claimed-col", help="Column holding the claimed reason.")]
+ModelOpt = Annotated[Path | None, typer.Option("--model", help="Model directory (default: what `train` wrote).")]
+
+
+def _parse_label_map(items: list[str] | None) -> dict[str, str]:
+    mapping = {}
+    for item in items or []:
+        src, sep, dst = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--label-map wants THEIRS=OURS, got {item!r}")
+        mapping[src] = dst
+    return mapping
+
+
+def _load_data(paths: list[Path] | None, text_col, label_col, claimed_col, label_map):
+    from ticket_nlp.data import DataError, LabelledSet, load_labelled
+
+    try:
+        parts = [load_labelled(p, text_col, label_col, claimed_col, label_map) for p in (paths or [data_path()])]
+    except (DataError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    return parts[0] if len(parts) == 1 else LabelledSet.concat(parts)
+
+
+def _load_model(path: Path | None):
+    from ticket_nlp.model import ArtifactError, Classifier
+
+    try:
+        return Classifier.load(path)
+    except ArtifactError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+
+
+@app.command()
+def train(
+    data: DataOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Model directory to write.")] = None,
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    claimed_col: ClaimCol = None,
+    label_map: Annotated[list[str] | None, typer.Option("--label-map", help="THEIRS=OURS label name, repeatable.")] = None,
+    compare: Annotated[bool, typer.Option(help="Compare pipeline variants on valid and keep the best.")] = True,
+) -> None:
+    """Train on the shipped corpus (or your own labelled export) and write the model."""
+    from ticket_nlp.train import train as run_training
+
+    dataset = _load_data(data, text_col, label_col, claimed_col, _parse_label_map(label_map))
+    clf = run_training(dataset, compare=compare, log=console.print)
+    target = clf.save(out or model_dir())
+    m = clf.metadata["metrics"]
+    console.print(f"variant: {clf.metadata['variant']}")
+    for split, figures in m.items():
+        console.print(f"{split}: macro-F1 {figures['macro_f1']:.4f}, coverage {figures['coverage']:.3f}")
+    console.print(f"model written to {target} (version {clf.version})")
+
+
+def _print_report(title: str, report: dict) -> None:
+    table = Table(title=title)
+    for col in ("label", "precision", "recall", "F1", "support"):
+        table.add_column(col, justify="right" if col != "label" else "left")
+    for lab, v in report["per_class"].items():
+        table.add_row(lab, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"]))
+    console.print(table)
+    console.print(f"macro-F1 {report['macro_f1']:.4f}   accuracy {report['accuracy']:.4f}")
+    if "coverage" in report:
+        console.print(f"coverage at review threshold {report['coverage']:.3f} "
+                      f"(accuracy there {report['accuracy_when_confident']:.3f}), "
+                      f"calibration error {report['calibration_error']:.3f}")
+    if "mismatch" in report:
+        mm = report["mismatch"]
+        console.print(f"mismatch precision {mm['precision']:.3f} recall {mm['recall']:.3f} "
+                      f"({mm['flagged']} flagged, {mm['expected']} expected)")
+    cm = Table(title="confusion (rows true, columns predicted)")
+    cm.add_column("")
+    for lab in LABELS:
+        cm.add_column(lab[:8], justify="right")
+    for lab, row in zip(LABELS, report["confusion"], strict=True):
+        cm.add_row(lab, *map(str, row))
+    console.print(cm)
+
+
+@app.command()
+def evaluate(
+    data: DataOpt = None,
+    split: Annotated[str, typer.Option(help="Split of the shipped corpus to score ('all' for every row).")] = "test",
+    model: ModelOpt = None,
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    claimed_col: ClaimCol = None,
+    baselines: Annotated[bool, typer.Option("--baselines", help="Also score keyword rules and fastText.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Score a model on labelled data: the corpus test split by default, or any labelled file."""
+    from ticket_nlp.evaluate import evaluate as run_evaluation
+    from ticket_nlp.evaluate import label_metrics
+
+    clf = _load_model(model)
+    dataset = _load_data(data, text_col, label_col, claimed_col, None)
+    if dataset.splits and split != "all":
+        dataset = dataset.split(split)
+    report = run_evaluation(clf, dataset)
+    if baselines:
+        from ticket_nlp.baselines import FastTextClassifier, KeywordClassifier
+        from ticket_nlp.train import ensure_splits
+
+        train_set = ensure_splits(_load_data(None, None, None, None, None)).split("train")
+        report["baselines"] = {
+            "keyword rules": label_metrics(dataset.labels, KeywordClassifier().predict(dataset.texts)),
+            "fastText": label_metrics(dataset.labels, FastTextClassifier().fit(train_set.texts, train_set.labels)
+                                      .predict(dataset.texts)),
+        }
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    _print_report(f"{dataset.source} ({len(dataset)} rows)", report)
+    if baselines:
+        side = Table(title="side by side (macro-F1)")
+        side.add_column("model")
+        side.add_column("macro-F1", justify="right")
+        side.add_column("gain of ticket-nlp", justify="right")
+        side.add_row("ticket-nlp", f"{report['macro_f1']:.4f}", "")
+        for name, b in report["baselines"].items():
+            side.add_row(name, f"{b['macro_f1']:.4f}", f"{report['macro_f1'] - b['macro_f1']:+.4f}")
+        console.print(side)
+
+
+@app.command()
+def predict(
+    texts: Annotated[list[str], typer.Argument(help="One or more descriptions.")],
+    claimed: Annotated[str | None, typer.Option("--claimed", help="The reason the buyer picked.")] = None,
+    model: ModelOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print predictions as JSON lines.")] = False,
+) -> None:
+    """Label descriptions and check them against a claimed reason."""
+    clf = _load_model(model)
+    for text, pred in zip(texts, clf.predict(texts, [claimed] * len(texts)), strict=True):
+        if as_json:
+            print(json.dumps({"text": text, **pred.to_dict(), "model_version": clf.version}, ensure_ascii=False))
+            continue
+        review = "  [yellow]needs review[/yellow]" if pred.needs_review else ""
+        console.print(f"[bold]{text}[/bold]")
+        console.print(f"  label: [bold]{pred.label}[/bold] ({LABELS_ZH[pred.label]})  "
+                      f"confidence {pred.confidence:.2f}{review}")
+        console.print("  " + "  ".join(f"{lab} {p:.2f}" for lab, p in pred.probabilities.items()))
+        if pred.evidence:
+            console.print("  evidence: " + ", ".join(f"{e.term}[{e.start}:{e.end}] {e.weight:+.2f}" for e in pred.evidence))
+        mm = pred.mismatch
+        line = f"  claim: {mm.status}"
+        if mm.claimed_reason:
+            line += f" — {mm.claimed_reason} -> {'/'.join(mm.claimed_labels) or '?'}"
+        if mm.status == "mismatch":
+            line = f"[red]{line}, severity {mm.severity}: the text says {pred.label}[/red]"
+        console.print(line)
+
+
+@app.command()
+def reasons() -> None:
+    """List the claimed-reason mapping in use."""
+    from ticket_nlp.reasons import ReasonMap
+
+    mapping = ReasonMap.load()
+    table = Table(title=f"{len(mapping)} claimed reasons from {mapping.source}")
+    table.add_column("claimed reason")
+    table.add_column("label(s)")
+    for reason, labels in mapping.display.items():
+        table.add_row(reason, ", ".join(labels))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

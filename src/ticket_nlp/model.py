@@ -1,0 +1,310 @@
+"""The model: one scikit-learn Pipeline from raw text to calibrated label probabilities, and the
+``Classifier`` that wraps it with review thresholds, evidence spans and claimed-reason checks.
+
+``Classifier.predict`` is the contract every surface (CLI, batch, API, Spark, MLflow) calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.svm import LinearSVC
+
+from ticket_nlp.config import (
+    BUYER_SIDE,
+    LABELS,
+    METADATA_FILE,
+    MIN_CONTENT_CHARS,
+    MODEL_FILE,
+    SELLER_SIDE,
+    model_dir,
+)
+from ticket_nlp.reasons import ReasonMap
+from ticket_nlp.text import NOT_PREFIX, Segmenter, TextNormalizer, char_alignment, content_chars, identity
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "emoji": "keep",
+    "engine": "rjieba",
+    "negation": True,
+    "word_ngrams": (1, 2),
+    "char_ngrams": (1, 3),
+    "min_df": 1,
+    "sublinear_tf": True,
+    "use_chars": True,
+    "classifier": "logreg",  # or "linearsvc"
+    "C": 4.0,
+    "class_weight": "balanced",
+    "calibration": "sigmoid",  # CalibratedClassifierCV method
+    "calibration_cv": 5,
+}
+EVIDENCE_TERMS = 5
+
+
+def build_pipeline(params: dict[str, Any] | None = None) -> Pipeline:
+    """normalise -> [segment -> word TF-IDF] + [char TF-IDF] -> linear model -> calibration."""
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    words = Pipeline([
+        ("segment", Segmenter(engine=p["engine"], negation=p["negation"])),
+        ("tfidf", TfidfVectorizer(tokenizer=identity, preprocessor=identity, token_pattern=None,
+                                  lowercase=False, ngram_range=tuple(p["word_ngrams"]),
+                                  min_df=p["min_df"], sublinear_tf=p["sublinear_tf"])),
+    ])
+    branches = [("words", words)]
+    if p["use_chars"]:
+        branches.append(("chars", TfidfVectorizer(analyzer="char", ngram_range=tuple(p["char_ngrams"]),
+                                                  min_df=p["min_df"], sublinear_tf=p["sublinear_tf"],
+                                                  lowercase=False)))
+    if p["classifier"] == "logreg":
+        base = LogisticRegression(C=p["C"], class_weight=p["class_weight"], max_iter=2000)
+    elif p["classifier"] == "linearsvc":
+        base = LinearSVC(C=p["C"], class_weight=p["class_weight"])
+    else:
+        raise ValueError(f"unknown classifier {p['classifier']!r}: use 'logreg' or 'linearsvc'")
+    clf = CalibratedClassifierCV(base, method=p["calibration"], cv=p["calibration_cv"], ensemble=False)
+    return Pipeline([
+        ("normalize", TextNormalizer(emoji=p["emoji"])),
+        ("features", FeatureUnion(branches)),
+        ("clf", clf),
+    ])
+
+
+# --- results -------------------------------------------------------------------------------------
+@dataclass
+class Evidence:
+    """A stretch of the buyer's own text that pushed toward a label."""
+
+    term: str
+    weight: float
+    start: int
+    end: int
+
+
+@dataclass
+class Mismatch:
+    """How the claimed reason relates to what the text says.
+
+    status: consistent (not contradicted) | mismatch (the text points confidently elsewhere) |
+    not_claimed (no reason given) | unknown_reason (not in the mapping) | insufficient_text
+    (the text names nothing concrete, so it supports and contradicts no claim).
+    severity: none | low | high (high = the contradiction changes who is at fault: seller-side
+    quality/logistics vs. buyer-side no-reason/size).
+    """
+
+    claimed_reason: str | None
+    claimed_label: str | None
+    claimed_labels: list[str]
+    status: str
+    severity: str = "none"
+    evidence: list[Evidence] = field(default_factory=list)
+
+
+@dataclass
+class Prediction:
+    label: str
+    probabilities: dict[str, float]
+    confidence: float
+    needs_review: bool
+    evidence: list[Evidence]
+    mismatch: Mismatch
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- the classifier ------------------------------------------------------------------------------
+class ArtifactError(RuntimeError):
+    """The model directory is missing, changed since training, or not ours."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Classifier:
+    """A trained pipeline plus the decisions made around it (thresholds, reasons, evidence)."""
+
+    def __init__(self, pipeline: Pipeline, metadata: dict[str, Any] | None = None,
+                 reasons: ReasonMap | None = None):
+        self.pipeline = pipeline
+        self.metadata = metadata or {}
+        self.reasons = reasons or ReasonMap.load()
+        thresholds = self.metadata.get("thresholds", {})
+        self.review_thresholds: dict[str, float] = thresholds.get("review", dict.fromkeys(LABELS, 0.5))
+        self.mismatch_threshold: float = thresholds.get("mismatch", 0.6)
+        self._prepare_explainer()
+
+    # loading and saving
+    @classmethod
+    def load(cls, path: str | Path | None = None, reasons: ReasonMap | None = None) -> Classifier:
+        """Load a model directory written by ``ticket-nlp train``, checking its sha256 first."""
+        directory = Path(path) if path else model_dir()
+        meta_path, model_path = directory / METADATA_FILE, directory / MODEL_FILE
+        if not meta_path.exists() or not model_path.exists():
+            raise ArtifactError(
+                f"no model at {directory} (want {MODEL_FILE} and {METADATA_FILE}); "
+                "train one with `ticket-nlp train`"
+            )
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+        expected = metadata.get("artifact_sha256")
+        actual = sha256_file(model_path)
+        if not expected or actual != expected:
+            raise ArtifactError(
+                f"refusing to load {model_path}: its sha256 {actual[:12]}… does not match "
+                f"{METADATA_FILE} ({str(expected)[:12]}…). The file was changed or is not the one "
+                "`ticket-nlp train` wrote; retrain or restore it."
+            )
+        return cls(joblib.load(model_path), metadata, reasons)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write model.joblib and metadata.json (with the artifact's sha256) atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp_model = directory / (MODEL_FILE + ".tmp")
+        joblib.dump(self.pipeline, tmp_model, compress=3)
+        self.metadata["artifact_sha256"] = sha256_file(tmp_model)
+        tmp_meta = directory / (METADATA_FILE + ".tmp")
+        tmp_meta.write_text(json.dumps(self.metadata, ensure_ascii=False, indent=2), encoding="utf-8")
+        tmp_model.replace(directory / MODEL_FILE)
+        tmp_meta.replace(directory / METADATA_FILE)
+        return directory
+
+    @property
+    def version(self) -> str:
+        return self.metadata.get("version", "unversioned")
+
+    # prediction
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Probabilities, columns in ``LABELS`` order."""
+        proba = self.pipeline.predict_proba(list(texts))
+        return proba[:, self._column_order]
+
+    def predict(self, texts: list[str], claimed_reasons: list[str | None] | None = None,
+                explain: bool = True) -> list[Prediction]:
+        texts = list(texts)
+        if claimed_reasons is None:
+            claimed_reasons = [None] * len(texts)
+        if len(claimed_reasons) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(claimed_reasons)} claimed reasons")
+        normalized = self.pipeline.named_steps["normalize"].transform(texts)
+        features = self.pipeline.named_steps["features"].transform(normalized)
+        proba = self.pipeline.named_steps["clf"].predict_proba(features)[:, self._column_order]
+        best = proba.argmax(axis=1)
+        out = []
+        for i, text in enumerate(texts):
+            label = LABELS[best[i]]
+            confidence = float(proba[i, best[i]])
+            evidence = self._evidence(text, features[i], best[i]) if explain else []
+            mismatch = self._mismatch(normalized[i], claimed_reasons[i], label, confidence, evidence)
+            out.append(Prediction(
+                label=label,
+                probabilities={lab: round(float(p), 4) for lab, p in zip(LABELS, proba[i], strict=True)},
+                confidence=round(confidence, 4),
+                needs_review=confidence < self.review_thresholds.get(label, 0.5)
+                or content_chars(normalized[i]) < MIN_CONTENT_CHARS,
+                evidence=evidence,
+                mismatch=mismatch,
+            ))
+        return out
+
+    def _mismatch(self, normalized: str, claimed: str | None, label: str, confidence: float,
+                  evidence: list[Evidence]) -> Mismatch:
+        """LABELING.md's rules: 其他 is never contradicted, vague text never flagged, and a flag
+        needs the text to point confidently outside every label the claim accepts."""
+        if claimed is None or (isinstance(claimed, str) and not claimed.strip()):
+            return Mismatch(None, None, [], "not_claimed")
+        claimed_labels = self.reasons.lookup(claimed)
+        if claimed_labels is None:
+            return Mismatch(claimed, None, [], "unknown_reason")
+        result = Mismatch(claimed, claimed_labels[0], list(claimed_labels), "consistent")
+        if "other" in claimed_labels or label in claimed_labels:
+            return result
+        if label == "other" or content_chars(normalized) < MIN_CONTENT_CHARS:
+            result.status = "insufficient_text"
+            return result
+        if confidence >= self.mismatch_threshold:
+            result.status = "mismatch"
+            crosses = any((label in SELLER_SIDE and c in BUYER_SIDE) or (label in BUYER_SIDE and c in SELLER_SIDE)
+                          for c in claimed_labels)
+            result.severity = "high" if crosses else "low"
+            result.evidence = evidence
+        return result
+
+    # evidence
+    def _prepare_explainer(self) -> None:
+        clf = self.pipeline.named_steps["clf"]
+        classes = list(clf.classes_)
+        self._column_order = np.array([classes.index(lab) for lab in LABELS])
+        base = clf.calibrated_classifiers_[0].estimator
+        coef = base.coef_.toarray() if hasattr(base.coef_, "toarray") else np.asarray(base.coef_)
+        coef = coef[self._column_order] if coef.shape[0] == len(LABELS) else coef
+        # What pushes toward a label is its weight relative to the other labels' mean weight.
+        self._push = coef - (coef.sum(axis=0, keepdims=True) - coef) / (len(LABELS) - 1)
+        names = self.pipeline.named_steps["features"].get_feature_names_out()
+        self._feature_names = names
+
+    def _evidence(self, original: str, row, label_index: int) -> list[Evidence]:
+        if not isinstance(original, str) or row.nnz == 0:
+            return []
+        cols, values = row.indices, row.data
+        contrib = values * self._push[label_index, cols]
+        top = np.argsort(-contrib)[: EVIDENCE_TERMS * 3]
+        aligned, index = None, None
+        spans: list[list[float]] = []
+        for j in top:
+            if contrib[j] <= 0:
+                break
+            if aligned is None:
+                aligned, index = char_alignment(original)
+            for start, end in _term_spans(self._feature_names[cols[j]], aligned):
+                spans.append([index[start], index[end - 1] + 1, float(contrib[j])])
+        merged: list[list[float]] = []
+        for start, end, weight in sorted(spans):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+                merged[-1][2] += weight
+            else:
+                merged.append([start, end, weight])
+        merged.sort(key=lambda s: -s[2])
+        return [Evidence(original[int(s):int(e)], round(w, 4), int(s), int(e))
+                for s, e, w in merged[:EVIDENCE_TERMS]]
+
+
+def _term_spans(feature: str, aligned: str) -> list[tuple[int, int]]:
+    """Where a feature (``words__袖口 开线``, ``words__NOT_破损``, ``chars__开线``) occurs in the text."""
+    kind, _, term = feature.partition("__")
+    negated = False
+    if kind == "words":
+        tokens = term.split(" ")
+        negated = any(t.startswith(NOT_PREFIX) for t in tokens)
+        term = "".join(t.removeprefix(NOT_PREFIX) for t in tokens)
+    term = term.strip()
+    if not term or term.isupper():  # placeholders (PHONE, ORDERNO) are never evidence
+        return []
+    spans = []
+    start = aligned.find(term)
+    while start != -1:
+        begin = start
+        if negated:  # include the negator: "没有破损", not "破损"
+            clause = aligned[max(0, start - 6):start]
+            for neg in ("没有", "没", "不", "无", "未", "非", "别"):
+                k = clause.rfind(neg)
+                if k != -1:
+                    begin = max(0, start - 6) + k
+                    break
+        spans.append((begin, start + len(term)))
+        start = aligned.find(term, start + 1)
+    return spans[:2]

@@ -1,0 +1,231 @@
+"""Text handling: normalise, mask personal data, segment with negation kept.
+
+Everything here runs inside the model's scikit-learn Pipeline (``TextNormalizer``, ``Segmenter``),
+so training, the CLI, the API and Spark all see text the same way. ``mask_pii`` is also what the
+logs use, so phone and order numbers never reach a log line.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from ticket_nlp.config import MAX_TEXT_CHARS, user_dict_path
+
+# --- masking -------------------------------------------------------------------------------------
+# Placeholders are ASCII words in capitals: the segmenter keeps each as one token, and lower-casing
+# of the text happens before masking, so no buyer's word can collide with them.
+URL_RE = re.compile(r"(?:https?:/{0,2}|www\.)[\w./?=&%#:~+-]+|\b[a-z0-9-]+\.(?:cn|com|net)/[\w./?=&%#-]*", re.I)
+# Mobile numbers (plain or as exports mask them: 138****6632) and landlines (010-12345678).
+PHONE_RE = re.compile(r"(?<![\dA-Za-z*])(?:1[3-9]\d[\d*]{4}\d{4}|0\d{2,3}-?\d{7,8})(?![\d*])")
+# Order / waybill numbers: 10+ digits, or letters+digits with a masked middle (2024****5521, SF14****9920).
+ORDER_RE = re.compile(r"(?<![\w*])(?:[A-Za-z]{0,4}\d{10,}|[A-Za-z]{0,4}\d*\*{3,}\d+)(?![\w*])")
+# Addresses (logs only): a run of CJK ending in a province/city marker and going on to a street or room.
+ADDRESS_RE = re.compile(r"[\u4e00-\u9fff]{1,10}(?:省|市|自治区)[\u4e00-\u9fff\w\-()（）]{0,30}?(?:路|街|道|巷|号|室|栋|幢|单元|小区)(?:[\w\-]{0,12}(?:号|室|栋|楼))?")
+
+MASKS = (("URL", URL_RE), ("PHONE", PHONE_RE), ("ORDERNO", ORDER_RE))
+
+
+def mask_pii(text: str, addresses: bool = False) -> str:
+    """Replace URLs, phone numbers and order numbers (and, for logs, addresses) with placeholders."""
+    for token, pattern in MASKS:
+        text = pattern.sub(f" {token} ", text)
+    if addresses:
+        text = ADDRESS_RE.sub(" ADDRESS ", text)
+    return text
+
+
+# --- normalisation -------------------------------------------------------------------------------
+EMOJI_RE = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f\u200d]")
+REPEAT_RE = re.compile(r"(.)\1{3,}")
+SPACE_RE = re.compile(r"\s+")
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s.json")
+
+
+def to_simplified(text: str) -> str:
+    return _t2s().convert(text)
+
+
+def nfkc(text: str) -> str:
+    return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
+
+
+def normalize_text(text: object, emoji: str = "keep", mask: bool = True) -> str:
+    """Canonical form of a description: NFKC, simplified script, lower-case, masked, squeezed.
+
+    ``emoji="drop"`` removes emoji; the default keeps them, since they are tokens of their own
+    (😡 leans negative but names no problem, and the comparison in docs/model.md shows keeping
+    them costs nothing).
+    """
+    if not isinstance(text, str):
+        return ""
+    text = nfkc(text[:MAX_TEXT_CHARS])
+    text = to_simplified(text).lower()
+    if mask:
+        text = mask_pii(text)
+    if emoji == "drop":
+        text = EMOJI_RE.sub(" ", text)
+    text = REPEAT_RE.sub(r"\1\1\1", text)
+    return SPACE_RE.sub(" ", text).strip()
+
+
+def content_chars(text: str) -> int:
+    """Letters, digits and CJK characters: what a description has to say anything with."""
+    return sum(1 for ch in text if ch.isalnum())
+
+
+def char_alignment(original: str) -> tuple[str, list[int]]:
+    """The original text in normalised script with, per output character, its original index.
+
+    Used to put evidence terms (found in normalised text) back onto the buyer's own characters.
+    Masking is left out: placeholders are never evidence.
+    """
+    pieces = [nfkc(ch).lower() for ch in original]
+    index = [i for i, piece in enumerate(pieces) for _ in piece]
+    flat = "".join(pieces)
+    simplified = to_simplified(flat)
+    if len(simplified) != len(flat):  # a phrase conversion changed length: convert char by char
+        simplified = "".join(to_simplified(ch) if len(to_simplified(ch)) == 1 else ch for ch in flat)
+    return simplified, index
+
+
+class TextNormalizer(BaseEstimator, TransformerMixin):
+    """Pipeline step: raw descriptions (any objects) -> normalised strings."""
+
+    def __init__(self, emoji: str = "keep", mask: bool = True):
+        self.emoji = emoji
+        self.mask = mask
+
+    def fit(self, X: Iterable[object], y: object = None) -> TextNormalizer:
+        return self
+
+    def transform(self, X: Iterable[object]) -> list[str]:
+        return [normalize_text(x, self.emoji, self.mask) for x in X]
+
+
+# --- segmentation --------------------------------------------------------------------------------
+NEGATORS = frozenset({"不", "没", "没有", "无", "未", "别", "非", "不是", "并不", "并没有", "从未", "毫无",
+                      "不太", "不怎么", "没什么", "木有", "没啥", "并非", "不会"})
+# A negation ends at clause punctuation or at a contrast word: 没有质量问题，就是不喜欢.
+SCOPE_BREAKERS = frozenset({"但", "但是", "就是", "可是", "只是", "而且", "却", "不过", "还是", "反而", "可"})
+NEGATION_SCOPE = 3
+NOT_PREFIX = "NOT_"
+PUNCT_RE = re.compile(r"^[\W_]+$")
+
+
+def read_user_dict(path: str | Path) -> list[tuple[str, int | None]]:
+    """jieba user-dictionary format: ``word [freq] [tag]`` per line, # for comments."""
+    words = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        freq = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+        words.append((parts[0], freq))
+    return words
+
+
+def mark_negation(tokens: Sequence[str]) -> list[str]:
+    """Drop punctuation and prefix the words after a negator, so 没有 破损 never reads as 破损."""
+    out: list[str] = []
+    left = 0
+    for tok in tokens:
+        if PUNCT_RE.match(tok):
+            left = 0
+            continue
+        if tok in NEGATORS:
+            out.append(tok)
+            left = NEGATION_SCOPE
+        elif tok in SCOPE_BREAKERS:
+            out.append(tok)
+            left = 0
+        elif left:
+            out.append(NOT_PREFIX + tok)
+            left -= 1
+        else:
+            out.append(tok)
+    return out
+
+
+class Segmenter(BaseEstimator, TransformerMixin):
+    """Pipeline step: normalised strings -> word tokens (negation marked, punctuation dropped).
+
+    ``engine="rjieba"`` (jieba-rs: jieba's dictionary and algorithm, much faster) is the default;
+    ``engine="jieba"`` is the reference it is tested against. The user dictionary is read once at
+    ``fit`` and stored in the estimator, so a pickled model carries its own words.
+    """
+
+    def __init__(self, engine: str = "rjieba", user_dict: str | None = None, negation: bool = True):
+        self.engine = engine
+        self.user_dict = user_dict
+        self.negation = negation
+
+    def fit(self, X: object = None, y: object = None) -> Segmenter:
+        path = self.user_dict or user_dict_path()
+        self.user_words_ = read_user_dict(path)
+        return self
+
+    def _cutter(self):
+        cut = getattr(self, "_cut", None)
+        if cut is None:
+            if not hasattr(self, "user_words_"):
+                self.fit()
+            cut = self._cut = make_cutter(self.engine, tuple(self.user_words_))
+        return cut
+
+    def tokens(self, text: str) -> list[str]:
+        words = [w for w in self._cutter()(text) if not w.isspace()]
+        return mark_negation(words) if self.negation else [w for w in words if not PUNCT_RE.match(w)]
+
+    def transform(self, X: Iterable[str]) -> list[list[str]]:
+        return [self.tokens(x) for x in X]
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(["tokens"], dtype=object)
+
+    def __getstate__(self):  # the engines are native objects: rebuild them after unpickling
+        state = self.__dict__.copy()
+        state.pop("_cut", None)
+        return state
+
+
+@lru_cache(maxsize=8)
+def make_cutter(engine: str, user_words: tuple[tuple[str, int | None], ...]):
+    """A ``text -> list[str]`` function for the engine, with the user words added; cached per process."""
+    if engine == "rjieba":
+        import rjieba
+
+        seg = rjieba.Jieba()
+        for word, freq in user_words:
+            seg.add_word(word, freq, None)
+        return seg.cut
+    if engine == "jieba":
+        import logging
+
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        seg = jieba.Tokenizer()
+        for word, freq in user_words:
+            seg.add_word(word, freq)
+        return seg.lcut
+    raise ValueError(f"unknown segmentation engine {engine!r}: use 'rjieba' or 'jieba'")
+
+
+def identity(x):
+    """Analyzer hook for vectorizers fed with token lists (module-level so pipelines pickle)."""
+    return x
+

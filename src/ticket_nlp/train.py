@@ -1,0 +1,139 @@
+"""Train: compare pipeline variants on ``valid``, fit the best on ``train``, choose the review and
+mismatch thresholds on ``valid``, measure on ``valid`` and ``test``, and write the artifact."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import sklearn
+
+from ticket_nlp import __version__
+from ticket_nlp.config import LABELS
+from ticket_nlp.data import LabelledSet
+from ticket_nlp.evaluate import choose_review_thresholds, evaluate, expected_mismatch, label_metrics
+from ticket_nlp.model import DEFAULT_PARAMS, Classifier, build_pipeline
+from ticket_nlp.reasons import ReasonMap
+from ticket_nlp.text import normalize_text
+
+# Variants compared on the valid split; the winner's params become the model's.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "words+chars logreg": {},
+    "words only logreg": {"use_chars": False},
+    "words+chars linearsvc": {"classifier": "linearsvc", "C": 0.5},
+    "words+chars logreg, no negation marks": {"negation": False},
+    "words+chars logreg, emoji dropped": {"emoji": "drop"},
+}
+REVIEW_PRECISION = 0.95
+MISMATCH_PRECISION = 0.95
+DEFAULT_MISMATCH_THRESHOLD = 0.6
+
+
+def ensure_splits(data: LabelledSet, seed: int = 13) -> LabelledSet:
+    """Keep a file's own train/valid/test column; otherwise split 70/15/15 by normalised text, so
+    repeated texts never straddle splits."""
+    if data.splits and {"train", "valid", "test"} <= set(data.splits):
+        return data
+    splits = []
+    for text in data.texts:
+        bucket = int(hashlib.sha1(f"{seed}:{normalize_text(text)}".encode()).hexdigest(), 16) % 100
+        splits.append("train" if bucket < 70 else "valid" if bucket < 85 else "test")
+    data.splits = splits
+    return data
+
+
+def choose_mismatch_threshold(clf: Classifier, valid: LabelledSet) -> tuple[float, dict[str, float]]:
+    """Lowest confidence at which mismatch flags on ``valid`` reach the target precision."""
+    if not valid.claimed or not any(valid.claimed):
+        return DEFAULT_MISMATCH_THRESHOLD, {}
+    saved, clf.mismatch_threshold = clf.mismatch_threshold, 0.0
+    preds = clf.predict(valid.texts, valid.claimed, explain=False)
+    clf.mismatch_threshold = saved
+    expected = [expected_mismatch(t, c, clf.reasons) for t, c in zip(valid.labels, valid.claimed, strict=True)]
+    candidates = np.array([p.mismatch.status == "mismatch" for p in preds])
+    conf = np.array([p.confidence for p in preds])
+    truth = np.array([e == 1 for e in expected])
+    for t in np.arange(0.30, 0.99, 0.01):
+        flags = candidates & (conf >= t)
+        if flags.sum() and truth[flags].mean() >= MISMATCH_PRECISION:
+            return round(float(t), 2), {"precision": float(truth[flags].mean()),
+                                        "recall": float(flags[truth].mean()) if truth.any() else 0.0}
+    return DEFAULT_MISMATCH_THRESHOLD, {}
+
+
+def fit_variant(train: LabelledSet, params: dict[str, Any]):
+    pipeline = build_pipeline(params)
+    start = time.perf_counter()
+    pipeline.fit(train.texts, train.labels)
+    return pipeline, time.perf_counter() - start
+
+
+def compare_variants(train: LabelledSet, valid: LabelledSet, base: dict[str, Any],
+                     log=print) -> tuple[str, list[dict[str, Any]]]:
+    rows = []
+    for name, override in VARIANTS.items():
+        pipeline, seconds = fit_variant(train, {**base, **override})
+        f1 = label_metrics(valid.labels, list(pipeline.predict(valid.texts)))["macro_f1"]
+        rows.append({"variant": name, "params": override, "valid_macro_f1": round(f1, 4),
+                     "train_seconds": round(seconds, 1)})
+        log(f"  {name:<40} valid macro-F1 {f1:.4f}  ({seconds:.1f}s)")
+    best = max(rows, key=lambda r: r["valid_macro_f1"])
+    return best["variant"], rows
+
+
+def train(data: LabelledSet, params: dict[str, Any] | None = None, compare: bool = True,
+          reasons: ReasonMap | None = None, log=print) -> Classifier:
+    """The whole training stage; returns a Classifier whose metadata records how it was made."""
+    data = ensure_splits(data)
+    train_set, valid, test = data.split("train"), data.split("valid"), data.split("test")
+    if not len(train_set) or not len(valid):
+        raise ValueError("training needs rows in both the train and valid splits")
+    missing = [lab for lab in LABELS if lab not in set(train_set.labels)]
+    if missing:
+        raise ValueError(f"the train split has no rows for {missing}; every label needs examples")
+    base = {**DEFAULT_PARAMS, **(params or {})}
+    comparison: list[dict[str, Any]] = []
+    chosen = "given params"
+    if compare:
+        log(f"comparing {len(VARIANTS)} variants on valid ({len(train_set)} train / {len(valid)} valid rows)")
+        chosen, comparison = compare_variants(train_set, valid, base, log)
+        base = {**base, **VARIANTS[chosen]}
+    pipeline, seconds = fit_variant(train_set, base)
+    clf = Classifier(pipeline, {}, reasons)
+    proba = clf.predict_proba(valid.texts)
+    clf.review_thresholds = choose_review_thresholds(proba, valid.labels, REVIEW_PRECISION)
+    clf.mismatch_threshold, mismatch_at = choose_mismatch_threshold(clf, valid)
+    trained_at = datetime.now(UTC)
+    clf.metadata = {
+        "name": "ticket-nlp",
+        "version": f"{trained_at:%Y%m%d%H%M%S}-{data.sha256[:8]}",
+        "trained_at": trained_at.isoformat(timespec="seconds"),
+        "labels": list(LABELS),
+        "params": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()},
+        "variant": chosen,
+        "variant_comparison": comparison,
+        "data": {"source": data.source, "sha256": data.sha256, "rows": len(data),
+                 "train": len(train_set), "valid": len(valid), "test": len(test)},
+        "thresholds": {"review": clf.review_thresholds, "mismatch": clf.mismatch_threshold,
+                       "review_precision_target": REVIEW_PRECISION,
+                       "mismatch_precision_target": MISMATCH_PRECISION,
+                       "mismatch_on_valid": mismatch_at},
+        "train_seconds": round(seconds, 1),
+        "versions": {"ticket_nlp": __version__, "scikit_learn": sklearn.__version__,
+                     "numpy": np.__version__, "python": platform.python_version()},
+    }
+    clf.metadata["metrics"] = {"valid": _summary(evaluate(clf, valid))}
+    if len(test):
+        clf.metadata["metrics"]["test"] = _summary(evaluate(clf, test))
+    return clf
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    keep = ("macro_f1", "accuracy", "coverage", "accuracy_when_confident", "calibration_error", "rows", "mismatch")
+    out = {k: report[k] for k in keep if k in report}
+    out["per_class_f1"] = {lab: round(v["f1"], 4) for lab, v in report["per_class"].items()}
+    return out
