@@ -14,8 +14,8 @@ from typing import Any
 
 import joblib
 import numpy as np
+import scipy.sparse as sp
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
@@ -29,6 +29,8 @@ from ticket_nlp.config import (
     SELLER_SIDE,
     model_dir,
 )
+from ticket_nlp.features import CharNgramTfidf, FastTfidfVectorizer
+from ticket_nlp.inference import CompiledPipeline
 from ticket_nlp.reasons import ReasonMap
 from ticket_nlp.text import NOT_PREFIX, Segmenter, TextNormalizer, char_alignment, content_chars, identity
 
@@ -41,8 +43,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "min_df": 1,
     "sublinear_tf": True,
     "use_chars": True,
-    "classifier": "logreg",  # or "linearsvc"
-    "C": 4.0,
+    "classifier": "linearsvc",  # or "logreg"
+    "C": 0.5,
     "class_weight": "balanced",
     "calibration": "sigmoid",  # CalibratedClassifierCV method
     "calibration_cv": 5,
@@ -55,15 +57,14 @@ def build_pipeline(params: dict[str, Any] | None = None) -> Pipeline:
     p = {**DEFAULT_PARAMS, **(params or {})}
     words = Pipeline([
         ("segment", Segmenter(engine=p["engine"], negation=p["negation"])),
-        ("tfidf", TfidfVectorizer(tokenizer=identity, preprocessor=identity, token_pattern=None,
+        ("tfidf", FastTfidfVectorizer(tokenizer=identity, preprocessor=identity, token_pattern=None,
                                   lowercase=False, ngram_range=tuple(p["word_ngrams"]),
                                   min_df=p["min_df"], sublinear_tf=p["sublinear_tf"])),
     ])
     branches = [("words", words)]
     if p["use_chars"]:
-        branches.append(("chars", TfidfVectorizer(analyzer="char", ngram_range=tuple(p["char_ngrams"]),
-                                                  min_df=p["min_df"], sublinear_tf=p["sublinear_tf"],
-                                                  lowercase=False)))
+        branches.append(("chars", CharNgramTfidf(ngram_range=tuple(p["char_ngrams"]), min_df=p["min_df"],
+                                                 sublinear_tf=p["sublinear_tf"])))
     if p["classifier"] == "logreg":
         base = LogisticRegression(C=p["C"], class_weight=p["class_weight"], max_iter=2000)
     elif p["classifier"] == "linearsvc":
@@ -145,6 +146,10 @@ class Classifier:
         thresholds = self.metadata.get("thresholds", {})
         self.review_thresholds: dict[str, float] = thresholds.get("review", dict.fromkeys(LABELS, 0.5))
         self.mismatch_threshold: float = thresholds.get("mismatch", 0.6)
+        try:
+            self._compiled: CompiledPipeline | None = CompiledPipeline(pipeline)
+        except ValueError:  # e.g. isotonic calibration: use the Pipeline itself
+            self._compiled = None
         self._prepare_explainer()
 
     # loading and saving
@@ -189,8 +194,21 @@ class Classifier:
     # prediction
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Probabilities, columns in ``LABELS`` order."""
-        proba = self.pipeline.predict_proba(list(texts))
-        return proba[:, self._column_order]
+        return self._score(list(texts))[1]
+
+    def _score(self, texts: list[object]) -> tuple[list[str], np.ndarray, list[sp.csr_matrix]]:
+        """Normalised texts, probabilities (LABELS order) and the feature blocks behind them."""
+        if self._compiled is not None:
+            normalized = self._compiled.normalize(texts)
+            words, chars = self._compiled.features(normalized)
+            proba = self._compiled.proba(words, chars)
+            blocks = [words] if chars is None else [words, chars]
+        else:
+            normalized = self.pipeline.named_steps["normalize"].transform(texts)
+            features = self.pipeline.named_steps["features"].transform(normalized).tocsr()
+            proba = self.pipeline.named_steps["clf"].predict_proba(features)
+            blocks = [features]
+        return normalized, proba[:, self._column_order], blocks
 
     def predict(self, texts: list[str], claimed_reasons: list[str | None] | None = None,
                 explain: bool = True) -> list[Prediction]:
@@ -199,15 +217,13 @@ class Classifier:
             claimed_reasons = [None] * len(texts)
         if len(claimed_reasons) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(claimed_reasons)} claimed reasons")
-        normalized = self.pipeline.named_steps["normalize"].transform(texts)
-        features = self.pipeline.named_steps["features"].transform(normalized)
-        proba = self.pipeline.named_steps["clf"].predict_proba(features)[:, self._column_order]
+        normalized, proba, blocks = self._score(texts)
         best = proba.argmax(axis=1)
         out = []
         for i, text in enumerate(texts):
             label = LABELS[best[i]]
             confidence = float(proba[i, best[i]])
-            evidence = self._evidence(text, features[i], best[i]) if explain else []
+            evidence = self._evidence(text, blocks, i, best[i]) if explain else []
             mismatch = self._mismatch(normalized[i], claimed_reasons[i], label, confidence, evidence)
             out.append(Prediction(
                 label=label,
@@ -256,12 +272,20 @@ class Classifier:
         names = self.pipeline.named_steps["features"].get_feature_names_out()
         self._feature_names = names
 
-    def _evidence(self, original: str, row, label_index: int) -> list[Evidence]:
-        if not isinstance(original, str) or row.nnz == 0:
+    def _evidence(self, original: object, blocks: list[sp.csr_matrix], row: int, label_index: int) -> list[Evidence]:
+        if not isinstance(original, str):
             return []
-        cols, values = row.indices, row.data
+        cols_parts, value_parts, offset = [], [], 0
+        for block in blocks:  # word block then char block, as the FeatureUnion stacks them
+            lo, hi = block.indptr[row], block.indptr[row + 1]
+            cols_parts.append(block.indices[lo:hi] + offset)
+            value_parts.append(block.data[lo:hi])
+            offset += block.shape[1]
+        cols, values = np.concatenate(cols_parts), np.concatenate(value_parts)
+        if not len(cols):
+            return []
         contrib = values * self._push[label_index, cols]
-        top = np.argsort(-contrib)[: EVIDENCE_TERMS * 3]
+        top = np.argsort(-contrib)[: EVIDENCE_TERMS * 2]
         aligned, index = None, None
         spans: list[list[float]] = []
         for j in top:

@@ -1,0 +1,87 @@
+"""The fitted Pipeline's arithmetic without scikit-learn's per-call checks.
+
+A single-text ``Pipeline.predict_proba`` spends milliseconds validating inputs in each step; the
+API answers one ticket at a time, so ``CompiledPipeline`` reads the fitted steps' parameters
+(vocabulary, idf, coefficients, calibrators) and does the same sums with NumPy. The Pipeline stays
+the artifact and the reference: tests/model asserts both give the same probabilities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit
+from sklearn.pipeline import Pipeline
+
+from ticket_nlp.features import CharNgramTfidf, FastTfidfVectorizer, _hashed_ngrams
+from ticket_nlp.text import normalize_text
+
+
+def _tfidf(counts: sp.csr_matrix, idf: np.ndarray, sublinear: bool) -> sp.csr_matrix:
+    """TfidfTransformer(norm="l2") on counts, as scikit-learn computes it."""
+    if sublinear:
+        np.log(counts.data, out=counts.data)
+        counts.data += 1
+    counts.data *= idf[counts.indices]
+    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+    norms = np.sqrt(np.bincount(rows, weights=counts.data ** 2, minlength=counts.shape[0]))
+    norms[norms == 0] = 1
+    counts.data /= norms[rows]
+    return counts
+
+
+class CompiledPipeline:
+    """normalise -> word + char TF-IDF -> linear scores -> sigmoid calibration, from a fitted Pipeline."""
+
+    def __init__(self, pipeline: Pipeline):
+        normalizer = pipeline.named_steps["normalize"]
+        self.emoji, self.mask = normalizer.emoji, normalizer.mask
+        branches = dict(pipeline.named_steps["features"].transformer_list)
+        self.segmenter = branches["words"].named_steps["segment"]
+        words: FastTfidfVectorizer = branches["words"].named_steps["tfidf"]
+        self.word_analyze, self.word_lookup = words.build_analyzer(), words.vocabulary_.get
+        self.word_idf, self.word_sublinear = words.idf_, words.sublinear_tf
+        self.chars: CharNgramTfidf | None = branches.get("chars")
+        n_words = len(words.vocabulary_)
+        calibrated = pipeline.named_steps["clf"].calibrated_classifiers_[0]
+        if calibrated.method != "sigmoid" or list(calibrated.classes) != list(calibrated.estimator.classes_):
+            raise ValueError("CompiledPipeline supports sigmoid calibration only")
+        base = calibrated.estimator
+        coef = base.coef_.toarray() if sp.issparse(base.coef_) else np.asarray(base.coef_)
+        self.classes = list(calibrated.classes)
+        self.word_coef = np.ascontiguousarray(coef[:, :n_words].T)
+        self.char_coef = np.ascontiguousarray(coef[:, n_words:].T)
+        self.intercept = np.asarray(base.intercept_)
+        self.cal_a = np.array([c.a_ for c in calibrated.calibrators])
+        self.cal_b = np.array([c.b_ for c in calibrated.calibrators])
+
+    def normalize(self, texts: list[object]) -> list[str]:
+        return [normalize_text(t, self.emoji, self.mask) for t in texts]
+
+    def features(self, normalized: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+        """Word and char TF-IDF blocks (kept apart: evidence reads them separately)."""
+        indices: list[int] = []
+        indptr = [0]
+        for text in normalized:
+            grams = self.word_analyze(self.segmenter.tokens(text))
+            indices.extend([j for j in map(self.word_lookup, grams) if j is not None])
+            indptr.append(len(indices))
+        words = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(normalized), len(self.word_idf)))
+        words.sum_duplicates()
+        words = _tfidf(words, self.word_idf, self.word_sublinear)
+        if self.chars is None:
+            return words, None
+        rows, hashes, _, _, _ = _hashed_ngrams(normalized, tuple(self.chars.ngram_range))
+        chars = _tfidf(self.chars._counts(rows, hashes, len(normalized)), self.chars.tfidf_.idf_,
+                       self.chars.sublinear_tf)
+        return words, chars
+
+    def proba(self, words: sp.csr_matrix, chars: sp.csr_matrix | None) -> np.ndarray:
+        """Calibrated probabilities, columns in ``self.classes`` order."""
+        scores = words @ self.word_coef + self.intercept
+        if chars is not None:
+            scores = scores + chars @ self.char_coef
+        proba = expit(-(self.cal_a * scores + self.cal_b))
+        total = proba.sum(axis=1, keepdims=True)
+        uniform = np.full_like(proba, 1 / proba.shape[1])
+        return np.divide(proba, total, out=uniform, where=total != 0)

@@ -1,0 +1,185 @@
+"""Behavioural tests of the trained model (Ribeiro et al.'s CheckList, as Made With ML uses it):
+minimum functionality, invariance, direction; plus LABELING.md's mismatch rules and a quality
+floor on the test split, which the model never trained on."""
+
+from __future__ import annotations
+
+import pytest
+
+from ticket_nlp.data import load_labelled
+from ticket_nlp.evaluate import evaluate
+
+from ..conftest import CORPUS
+
+# Minimum functionality: plain cases of every label and each boundary LABELING.md names.
+MFT = [
+    # quality_defect
+    ("衣服袖口开线了", "quality_defect"),
+    ("洗了一次就掉色，把别的衣服都染了", "quality_defect"),
+    ("穿了两天就起球", "quality_defect"),
+    ("手机用了三天就黑屏开不了机", "quality_defect"),
+    ("平板老是死机重启", "quality_defect"),
+    ("收到的苹果烂了一半", "quality_defect"),
+    ("牛奶过期了", "quality_defect"),
+    ("这洗发水是假货，跟专柜的味道完全不一样", "quality_defect"),
+    ("鞋底开胶了", "quality_defect"),
+    ("书缺了好几页", "quality_defect"),
+    ("热水器漏电，吓死人", "quality_defect"),
+    ("少发了一个配件", "quality_defect"),
+    ("发错货了，我买的蓝色发来黑色", "quality_defect"),
+    ("做工太差了线头到处都是", "quality_defect"),
+    # size_exchange
+    ("太大了", "size_exchange"),
+    ("鞋子偏小一码，挤脚", "size_exchange"),
+    ("裤子太长了想换短一点的", "size_exchange"),
+    ("按尺码表买的还是穿不上", "size_exchange"),
+    ("我要换小一码", "size_exchange"),
+    ("能换个颜色吗，想要黑色的", "size_exchange"),
+    ("衣服不合身，肩膀太窄", "size_exchange"),
+    ("孩子穿着小了，换大一号", "size_exchange"),
+    # logistics
+    ("快递一直没送到", "logistics"),
+    ("物流三天没更新了", "logistics"),
+    ("没收到货", "logistics"),
+    ("付款一周了还不发货", "logistics"),
+    ("快递员不送上门，直接放驿站", "logistics"),
+    ("包裹显示签收了但我根本没收到", "logistics"),
+    ("快递太慢了，等了十天", "logistics"),
+    # no_reason_return
+    ("不想要了", "no_reason_return"),
+    ("拍错了，想退", "no_reason_return"),
+    ("买多了一件", "no_reason_return"),
+    ("颜色不喜欢", "no_reason_return"),
+    ("和想象的不一样，不太喜欢", "no_reason_return"),
+    ("家里人不喜欢这个款式", "no_reason_return"),
+    ("用不上了，退了吧", "no_reason_return"),
+    # other
+    ("买完第二天就降价了，补差价", "other"),
+    ("赠品没有收到", "other"),
+    ("发票什么时候开", "other"),
+    ("客服态度太差了，爱理不理", "other"),
+    ("垃圾", "other"),
+    ("差评", "other"),
+    # boundaries
+    ("尺码不标准，平时穿M这个M穿不上", "size_exchange"),             # fit vs defect: chart wrong is still fit
+    ("尺码正好，但是穿了一次裤裆就开线了", "quality_defect"),         # fit vs defect: defect
+    ("快递把箱子压扁了，里面的杯子碎了", "logistics"),               # transit vs item: transit
+    ("打开盒子杯子就是裂的", "quality_defect"),                      # transit vs item: item
+    ("用了两天就开不了机", "quality_defect"),                        # design vs fault: fault
+    ("太重了，拿着不方便", "no_reason_return"),                      # design vs fault: design
+    ("用了这个洗发水就开始掉头发，肯定是假货", "quality_defect"),      # harm after use: blamed
+    ("不适合我的发质，洗完有点干", "no_reason_return"),              # harm after use: does not suit
+    ("我拍的M码，发来的是XL", "quality_defect"),                     # wrong size sent
+    ("我自己拍的L码，穿着大", "size_exchange"),                      # size ordered does not fit
+    ("没有质量问题，就是不喜欢", "no_reason_return"),                 # negation
+    ("包装完好但是衣服有破洞", "quality_defect"),                    # negation
+    ("水果个头太小了，和图片差太多", "quality_defect"),               # size of a non-wearable
+]
+
+
+@pytest.mark.parametrize("text,label", MFT)
+def test_minimum_functionality(clf, text, label):
+    assert clf.predict([text])[0].label == label
+
+
+def test_minimum_functionality_size():
+    assert len(MFT) >= 50
+
+
+@pytest.mark.parametrize("a,b", [
+    ("衣服质量太差了，袖口都开线了", "衣服質量太差了，袖口都開線了"),   # script
+    ("快递三天没动了,客服也不理", "快递三天没动了，客服也不理"),       # full-width punctuation
+    ("鞋子偏小一码", "鞋子偏小一码😭"),                               # emoji
+    ("订单号2024****5521一直没发货", "订单号240112345678901一直没发货"),  # masked vs plain numbers
+    ("电话13812345678，快递一直没送到", "电话138****6632，快递一直没送到"),
+])
+def test_invariance(clf, a, b):
+    pa, pb = clf.predict([a, b])
+    assert pa.label == pb.label
+    assert abs(pa.confidence - pb.confidence) < 0.1
+
+
+@pytest.mark.parametrize("text", ["衣服收到了，没什么问题", "东西收到了", "颜色和图片一样，做工还行"])
+def test_direction_dislike_moves_to_no_reason(clf, text):
+    before = clf.predict([text])[0].probabilities["no_reason_return"]
+    after = clf.predict([text + "，就是不喜欢"])[0]
+    assert after.label == "no_reason_return"
+    assert after.probabilities["no_reason_return"] > before
+
+
+def test_direction_negation_removes_defect(clf):
+    broken = clf.predict(["包装破损了"])[0].probabilities["quality_defect"] + \
+        clf.predict(["包装破损了"])[0].probabilities["logistics"]
+    intact = clf.predict(["包装没有破损，就是买多了"])[0]
+    assert intact.label == "no_reason_return"
+    assert intact.probabilities["quality_defect"] + intact.probabilities["logistics"] < broken
+
+
+# --- claimed-reason rules (LABELING.md) ---------------------------------------------------------
+def test_defect_claimed_as_no_reason_is_flagged_with_evidence(clf):
+    p = clf.predict(["收到就发现有瑕疵，袖口开线"], ["七天无理由退货"])[0]
+    assert p.mismatch.status == "mismatch"
+    assert p.mismatch.claimed_label == "no_reason_return"
+    assert p.mismatch.severity == "high"
+    terms = "".join(e.term for e in p.mismatch.evidence)
+    assert "开线" in terms or "瑕疵" in terms
+    text = "收到就发现有瑕疵，袖口开线"
+    assert all(text[e.start:e.end] == e.term for e in p.evidence)
+
+
+def test_dislike_claimed_as_quality_is_flagged(clf):
+    p = clf.predict(["没什么问题，就是不太喜欢这个颜色"], ["质量问题"])[0]
+    assert p.mismatch.status == "mismatch" and p.label == "no_reason_return"
+
+
+def test_size_claimed_as_quality_is_flagged(clf):
+    p = clf.predict(["我要换小一码"], ["退货退款-质量问题"])[0]
+    assert p.mismatch.status == "mismatch" and p.label == "size_exchange"
+
+
+def test_claim_of_other_is_never_contradicted(clf):
+    texts = ["袖口开线", "快递一直没到", "不喜欢", "太大了"]
+    assert {p.mismatch.status for p in clf.predict(texts, ["其他"] * 4)} == {"consistent"}
+
+
+@pytest.mark.parametrize("text", ["不想说", "差", "退货", "?", ""])
+def test_vague_text_is_never_flagged(clf, text):
+    p = clf.predict([text], ["质量问题"])[0]
+    assert p.mismatch.status != "mismatch"
+
+
+def test_unknown_and_missing_claims(clf):
+    unknown, missing = clf.predict(["袖口开线", "袖口开线"], ["随便选的", None])
+    assert unknown.mismatch.status == "unknown_reason" and unknown.mismatch.claimed_label is None
+    assert missing.mismatch.status == "not_claimed"
+
+
+def test_multi_label_claim_accepts_either(clf):
+    p = clf.predict(["被子比描述的小了一大截"], ["大小/尺寸与商品描述不符"])[0]
+    assert p.mismatch.status == "consistent"
+
+
+def test_agreeing_claim_is_consistent(clf):
+    p = clf.predict(["袖口开线了"], ["质量问题"])[0]
+    assert p.mismatch.status == "consistent" and p.mismatch.evidence == []
+
+
+def test_prediction_contract(clf):
+    p = clf.predict(["快递太慢了"])[0]
+    d = p.to_dict()
+    assert set(d) == {"label", "probabilities", "confidence", "needs_review", "evidence", "mismatch"}
+    assert abs(sum(d["probabilities"].values()) - 1) < 1e-3
+    assert d["confidence"] == max(d["probabilities"].values())
+    assert set(d["mismatch"]) >= {"claimed_label", "status", "severity", "evidence"}
+
+
+# --- quality floor on data the model did not train on --------------------------------------------
+TEST_MACRO_F1_FLOOR = 0.85
+TEST_MISMATCH_PRECISION_FLOOR = 0.85
+
+
+def test_quality_floor_on_test_split(clf):
+    report = evaluate(clf, load_labelled(CORPUS).split("test"))
+    assert report["macro_f1"] >= TEST_MACRO_F1_FLOOR
+    assert report["mismatch"]["precision"] >= TEST_MISMATCH_PRECISION_FLOOR
+    assert report["mismatch"]["recall"] >= 0.5
