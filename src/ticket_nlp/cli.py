@@ -123,12 +123,14 @@ def evaluate(
         dataset = dataset.split(split)
     report = run_evaluation(clf, dataset)
     if baselines:
-        from ticket_nlp.baselines import FastTextClassifier, KeywordClassifier
+        from ticket_nlp.baselines import FastTextClassifier, KeywordClassifier, PlainTfidfClassifier
         from ticket_nlp.train import ensure_splits
 
         train_set = ensure_splits(_load_data(None, None, None, None, None)).split("train")
         report["baselines"] = {
             "keyword rules": label_metrics(dataset.labels, KeywordClassifier().predict(dataset.texts)),
+            "jieba TF-IDF + LR": label_metrics(dataset.labels, PlainTfidfClassifier().fit(
+                train_set.texts, train_set.labels).predict(dataset.texts)),
             "fastText": label_metrics(dataset.labels, FastTextClassifier().fit(train_set.texts, train_set.labels)
                                       .predict(dataset.texts)),
         }

@@ -19,7 +19,20 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
+from ticket_nlp.text import NOT_PREFIX
+
 _MULT = np.uint64(1000003)
+NEGATED_MARK = "¬"
+
+
+def tokens_to_text(tokens: Sequence[str] | str, negated: str = "mask") -> str:
+    """The char branch's view of a segmented text: tokens joined back, each negated word replaced
+    by one mark (``negated="mask"``, so 没有破损 has no 破损 n-gram) or restored (``"keep"``)."""
+    if isinstance(tokens, str):
+        return tokens
+    if negated == "mask":
+        return "".join(NEGATED_MARK if t.startswith(NOT_PREFIX) else t for t in tokens)
+    return "".join(t.removeprefix(NOT_PREFIX) for t in tokens)
 
 
 class FastTfidfVectorizer(TfidfVectorizer):
@@ -69,15 +82,23 @@ def _hashed_ngrams(docs: Sequence[str], ngram_range: tuple[int, int]):
 
 
 class CharNgramTfidf(BaseEstimator, TransformerMixin):
-    """Character n-gram TF-IDF, vectorised over the batch (see the module docstring)."""
+    """Character n-gram TF-IDF, vectorised over the batch (see the module docstring).
 
-    def __init__(self, ngram_range: tuple[int, int] = (1, 3), min_df: int = 1, sublinear_tf: bool = True):
+    Takes strings, or token lists from the Segmenter (see ``tokens_to_text`` for ``negated``).
+    """
+
+    def __init__(self, ngram_range: tuple[int, int] = (1, 3), min_df: int = 1, sublinear_tf: bool = True,
+                 negated: str = "mask"):
         self.ngram_range = ngram_range
         self.min_df = min_df
         self.sublinear_tf = sublinear_tf
+        self.negated = negated
 
-    def fit(self, X: Sequence[str], y: object = None) -> CharNgramTfidf:
-        docs = list(X)
+    def texts(self, X) -> list[str]:
+        return [tokens_to_text(doc, self.negated) for doc in X]
+
+    def fit(self, X, y: object = None) -> CharNgramTfidf:
+        docs = self.texts(X)
         rows, hashes, starts, sizes, joined = _hashed_ngrams(docs, tuple(self.ngram_range))
         pairs = np.unique(np.stack([hashes, rows.astype(np.uint64)]), axis=1)  # each (hash, doc) once
         unique, df = np.unique(pairs[0], return_counts=True)
@@ -101,7 +122,7 @@ class CharNgramTfidf(BaseEstimator, TransformerMixin):
 
     def transform(self, X: Sequence[str]) -> sp.csr_matrix:
         check_is_fitted(self, "hashes_")
-        docs = list(X)
+        docs = self.texts(X)
         rows, hashes, _, _, _ = _hashed_ngrams(docs, tuple(self.ngram_range))
         return self.tfidf_.transform(self._counts(rows, hashes, len(docs)), copy=False)
 

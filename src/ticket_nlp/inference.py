@@ -31,39 +31,45 @@ def _tfidf(counts: sp.csr_matrix, idf: np.ndarray, sublinear: bool) -> sp.csr_ma
 
 
 class CompiledPipeline:
-    """normalise -> word + char TF-IDF -> linear scores -> sigmoid calibration, from a fitted Pipeline."""
+    """normalise -> segment -> word + char TF-IDF -> linear scores -> calibration, from a fitted Pipeline."""
 
     def __init__(self, pipeline: Pipeline):
         normalizer = pipeline.named_steps["normalize"]
         self.emoji, self.mask = normalizer.emoji, normalizer.mask
         branches = dict(pipeline.named_steps["features"].transformer_list)
-        self.segmenter = branches["words"].named_steps["segment"]
-        words: FastTfidfVectorizer = branches["words"].named_steps["tfidf"]
+        self.segmenter = pipeline.named_steps["segment"]
+        words: FastTfidfVectorizer = branches["words"]
         self.word_analyze, self.word_lookup = words.build_analyzer(), words.vocabulary_.get
         self.word_idf, self.word_sublinear = words.idf_, words.sublinear_tf
         self.chars: CharNgramTfidf | None = branches.get("chars")
         n_words = len(words.vocabulary_)
         calibrated = pipeline.named_steps["clf"].calibrated_classifiers_[0]
-        if calibrated.method != "sigmoid" or list(calibrated.classes) != list(calibrated.estimator.classes_):
-            raise ValueError("CompiledPipeline supports sigmoid calibration only")
+        if calibrated.method not in ("sigmoid", "isotonic") or \
+                list(calibrated.classes) != list(calibrated.estimator.classes_):
+            raise ValueError("CompiledPipeline supports sigmoid and isotonic calibration only")
+        self.method = calibrated.method
         base = calibrated.estimator
         coef = base.coef_.toarray() if sp.issparse(base.coef_) else np.asarray(base.coef_)
         self.classes = list(calibrated.classes)
         self.word_coef = np.ascontiguousarray(coef[:, :n_words].T)
         self.char_coef = np.ascontiguousarray(coef[:, n_words:].T)
         self.intercept = np.asarray(base.intercept_)
-        self.cal_a = np.array([c.a_ for c in calibrated.calibrators])
-        self.cal_b = np.array([c.b_ for c in calibrated.calibrators])
+        if self.method == "sigmoid":
+            self.cal_a = np.array([c.a_ for c in calibrated.calibrators])
+            self.cal_b = np.array([c.b_ for c in calibrated.calibrators])
+        else:  # IsotonicRegression(out_of_bounds="clip"): clip, then linear interpolation
+            self.isotonic = [(c.X_min_, c.X_max_, c.X_thresholds_, c.y_thresholds_) for c in calibrated.calibrators]
 
     def normalize(self, texts: list[object]) -> list[str]:
         return [normalize_text(t, self.emoji, self.mask) for t in texts]
 
     def features(self, normalized: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
         """Word and char TF-IDF blocks (kept apart: evidence reads them separately)."""
+        tokens = [self.segmenter.tokens(text) for text in normalized]
         indices: list[int] = []
         indptr = [0]
-        for text in normalized:
-            grams = self.word_analyze(self.segmenter.tokens(text))
+        for toks in tokens:
+            grams = self.word_analyze(toks)
             indices.extend([j for j in map(self.word_lookup, grams) if j is not None])
             indptr.append(len(indices))
         words = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(normalized), len(self.word_idf)))
@@ -71,7 +77,7 @@ class CompiledPipeline:
         words = _tfidf(words, self.word_idf, self.word_sublinear)
         if self.chars is None:
             return words, None
-        rows, hashes, _, _, _ = _hashed_ngrams(normalized, tuple(self.chars.ngram_range))
+        rows, hashes, _, _, _ = _hashed_ngrams(self.chars.texts(tokens), tuple(self.chars.ngram_range))
         chars = _tfidf(self.chars._counts(rows, hashes, len(normalized)), self.chars.tfidf_.idf_,
                        self.chars.sublinear_tf)
         return words, chars
@@ -81,7 +87,11 @@ class CompiledPipeline:
         scores = words @ self.word_coef + self.intercept
         if chars is not None:
             scores = scores + chars @ self.char_coef
-        proba = expit(-(self.cal_a * scores + self.cal_b))
+        if self.method == "sigmoid":
+            proba = expit(-(self.cal_a * scores + self.cal_b))
+        else:
+            proba = np.column_stack([np.interp(np.clip(scores[:, k], lo, hi), xs, ys)
+                                     for k, (lo, hi, xs, ys) in enumerate(self.isotonic)])
         total = proba.sum(axis=1, keepdims=True)
         uniform = np.full_like(proba, 1 / proba.shape[1])
         return np.divide(proba, total, out=uniform, where=total != 0)

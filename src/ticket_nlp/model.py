@@ -43,6 +43,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "min_df": 1,
     "sublinear_tf": True,
     "use_chars": True,
+    "char_negated": "mask",  # or "keep": char n-grams of negated words too
     "classifier": "linearsvc",  # or "logreg"
     "C": 0.5,
     "class_weight": "balanced",
@@ -53,20 +54,20 @@ EVIDENCE_TERMS = 5
 
 
 def build_pipeline(params: dict[str, Any] | None = None) -> Pipeline:
-    """normalise -> [segment -> word TF-IDF] + [char TF-IDF] -> linear model -> calibration."""
+    """normalise -> segment -> [word n-gram TF-IDF] + [char n-gram TF-IDF] -> linear model -> calibration.
+
+    Both branches read the segmented text, so negation reaches both: the word branch sees
+    NOT_破损, the char branch sees a mark where 破损 was.
+    """
     p = {**DEFAULT_PARAMS, **(params or {})}
-    words = Pipeline([
-        ("segment", Segmenter(engine=p["engine"], negation=p["negation"])),
-        ("tfidf", FastTfidfVectorizer(tokenizer=identity, preprocessor=identity, token_pattern=None,
-                                  lowercase=False, ngram_range=tuple(p["word_ngrams"]),
-                                  min_df=p["min_df"], sublinear_tf=p["sublinear_tf"])),
-    ])
-    branches = [("words", words)]
+    branches = [("words", FastTfidfVectorizer(tokenizer=identity, preprocessor=identity, token_pattern=None,
+                                              lowercase=False, ngram_range=tuple(p["word_ngrams"]),
+                                              min_df=p["min_df"], sublinear_tf=p["sublinear_tf"]))]
     if p["use_chars"]:
         branches.append(("chars", CharNgramTfidf(ngram_range=tuple(p["char_ngrams"]), min_df=p["min_df"],
-                                                 sublinear_tf=p["sublinear_tf"])))
+                                                 sublinear_tf=p["sublinear_tf"], negated=p["char_negated"])))
     if p["classifier"] == "logreg":
-        base = LogisticRegression(C=p["C"], class_weight=p["class_weight"], max_iter=2000)
+        base = LogisticRegression(C=p["C"], class_weight=p["class_weight"], max_iter=300, tol=1e-3)
     elif p["classifier"] == "linearsvc":
         base = LinearSVC(C=p["C"], class_weight=p["class_weight"])
     else:
@@ -74,6 +75,7 @@ def build_pipeline(params: dict[str, Any] | None = None) -> Pipeline:
     clf = CalibratedClassifierCV(base, method=p["calibration"], cv=p["calibration_cv"], ensemble=False)
     return Pipeline([
         ("normalize", TextNormalizer(emoji=p["emoji"])),
+        ("segment", Segmenter(engine=p["engine"], negation=p["negation"])),
         ("features", FeatureUnion(branches)),
         ("clf", clf),
     ])
@@ -205,7 +207,8 @@ class Classifier:
             blocks = [words] if chars is None else [words, chars]
         else:
             normalized = self.pipeline.named_steps["normalize"].transform(texts)
-            features = self.pipeline.named_steps["features"].transform(normalized).tocsr()
+            tokens = self.pipeline.named_steps["segment"].transform(normalized)
+            features = self.pipeline.named_steps["features"].transform(tokens).tocsr()
             proba = self.pipeline.named_steps["clf"].predict_proba(features)
             blocks = [features]
         return normalized, proba[:, self._column_order], blocks

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ticket_nlp.config import MAX_TEXT_CHARS, user_dict_path
@@ -134,7 +133,8 @@ NEGATORS = frozenset({"不", "没", "没有", "无", "未", "别", "非", "不�
 SCOPE_BREAKERS = frozenset({"但", "但是", "就是", "可是", "只是", "而且", "却", "不过", "还是", "反而", "可"})
 NEGATION_SCOPE = 3
 NOT_PREFIX = "NOT_"
-PUNCT_RE = re.compile(r"^[\W_]+$")
+# Punctuation and spaces carry no words; emoji (category So) do and are kept as tokens.
+PUNCT_RE = re.compile(r"^[\s!-/:-@\[-`{-~\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\u2010-\u2027\u2030-\u205e…·]+$")
 
 
 def read_user_dict(path: str | Path) -> list[tuple[str, int | None]]:
@@ -204,9 +204,6 @@ class Segmenter(BaseEstimator, TransformerMixin):
 
     def transform(self, X: Iterable[str]) -> list[list[str]]:
         return [self.tokens(x) for x in X]
-
-    def get_feature_names_out(self, input_features=None):
-        return np.asarray(["tokens"], dtype=object)
 
     def __getstate__(self):  # the engines are native objects: rebuild them after unpickling
         state = self.__dict__.copy()

@@ -37,3 +37,16 @@ def test_compiled_path_equals_pipeline(clf, corpus_rows):
 
 def test_normalized_text_feeds_both_paths(clf):
     assert clf._compiled.normalize(["衣服質量差"]) == [normalize_text("衣服質量差")]
+
+
+def test_compiled_isotonic_path_equals_pipeline(corpus_rows):
+    from ticket_nlp import Classifier
+    from ticket_nlp.model import build_pipeline
+
+    rows = corpus_rows[::4]
+    pipeline = build_pipeline({"calibration": "isotonic", "calibration_cv": 3})
+    pipeline.fit([r["description"] for r in rows], [r["label"] for r in rows])
+    clf = Classifier(pipeline, {})
+    assert clf._compiled is not None and clf._compiled.method == "isotonic"
+    texts = [r["description"] for r in corpus_rows[1:800:4]] + ["", None]
+    assert np.allclose(clf.predict_proba(texts), pipeline.predict_proba(texts)[:, clf._column_order], atol=1e-9)
