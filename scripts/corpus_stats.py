@@ -14,10 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
+from scripts.assemble_corpus import near_duplicate_groups  # noqa: E402
 from ticket_nlp.reasons import ReasonMap  # noqa: E402
 from ticket_nlp.text import to_simplified  # noqa: E402
-
-from scripts.assemble_corpus import near_duplicate_groups  # noqa: E402
 
 
 def main() -> None:
