@@ -29,7 +29,7 @@ from ticket_nlp.config import (
     SELLER_SIDE,
     model_dir,
 )
-from ticket_nlp.features import CharNgramTfidf, FastTfidfVectorizer
+from ticket_nlp.features import NEGATED_MARK, CharNgramTfidf, FastTfidfVectorizer
 from ticket_nlp.inference import CompiledPipeline
 from ticket_nlp.reasons import ReasonMap
 from ticket_nlp.text import NOT_PREFIX, Segmenter, TextNormalizer, char_alignment, content_chars, identity
@@ -222,11 +222,12 @@ class Classifier:
             raise ValueError(f"{len(texts)} texts but {len(claimed_reasons)} claimed reasons")
         normalized, proba, blocks = self._score(texts)
         best = proba.argmax(axis=1)
+        top = self._top_features(blocks, best) if explain else None
         out = []
         for i, text in enumerate(texts):
             label = LABELS[best[i]]
             confidence = float(proba[i, best[i]])
-            evidence = self._evidence(text, blocks, i, best[i]) if explain else []
+            evidence = self._evidence(text, *top[i]) if explain else []
             mismatch = self._mismatch(normalized[i], claimed_reasons[i], label, confidence, evidence)
             out.append(Prediction(
                 label=label,
@@ -272,32 +273,46 @@ class Classifier:
         coef = coef[self._column_order] if coef.shape[0] == len(LABELS) else coef
         # What pushes toward a label is its weight relative to the other labels' mean weight.
         self._push = coef - (coef.sum(axis=0, keepdims=True) - coef) / (len(LABELS) - 1)
-        names = self.pipeline.named_steps["features"].get_feature_names_out()
-        self._feature_names = names
+        self._feature_names = self.pipeline.named_steps["features"].get_feature_names_out()
+        self._terms: dict[int, tuple[str, bool]] = {}
 
-    def _evidence(self, original: object, blocks: list[sp.csr_matrix], row: int, label_index: int) -> list[Evidence]:
-        if not isinstance(original, str):
-            return []
-        cols_parts, value_parts, offset = [], [], 0
+    def _top_features(self, blocks: list[sp.csr_matrix], best: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per row, the features that pushed hardest toward its predicted label (columns, weights),
+        computed for the whole batch at once."""
+        n_rows = blocks[0].shape[0]
+        rows_parts, cols_parts, weight_parts, offset = [], [], [], 0
         for block in blocks:  # word block then char block, as the FeatureUnion stacks them
-            lo, hi = block.indptr[row], block.indptr[row + 1]
-            cols_parts.append(block.indices[lo:hi] + offset)
-            value_parts.append(block.data[lo:hi])
+            rows = np.repeat(np.arange(n_rows), np.diff(block.indptr))
+            contrib = block.data * self._push[best[rows], block.indices + offset]
+            positive = contrib > 0
+            rows_parts.append(rows[positive])
+            cols_parts.append(block.indices[positive] + offset)
+            weight_parts.append(contrib[positive])
             offset += block.shape[1]
-        cols, values = np.concatenate(cols_parts), np.concatenate(value_parts)
-        if not len(cols):
+        rows, cols, weights = map(np.concatenate, (rows_parts, cols_parts, weight_parts))
+        # one sort: by row, strongest first within a row (weight/(1+weight) lies in (0, 1))
+        order = np.argsort(rows - weights / (1 + weights), kind="stable")
+        rows, cols, weights = rows[order], cols[order], weights[order]
+        bounds = np.searchsorted(rows, np.arange(n_rows + 1))
+        k = EVIDENCE_TERMS + 3
+        return [(cols[bounds[i]:min(bounds[i] + k, bounds[i + 1])], weights[bounds[i]:min(bounds[i] + k, bounds[i + 1])])
+                for i in range(n_rows)]
+
+    def _term(self, col: int) -> tuple[str, bool]:
+        """What to search for in the text for a feature column, and whether it was negated."""
+        found = self._terms.get(col)
+        if found is None:
+            found = self._terms[col] = _feature_term(self._feature_names[col])
+        return found
+
+    def _evidence(self, original: object, cols: np.ndarray, weights: np.ndarray) -> list[Evidence]:
+        if not isinstance(original, str) or not len(cols):
             return []
-        contrib = values * self._push[label_index, cols]
-        top = np.argsort(-contrib)[: EVIDENCE_TERMS * 2]
-        aligned, index = None, None
+        aligned, index = char_alignment(original)
         spans: list[list[float]] = []
-        for j in top:
-            if contrib[j] <= 0:
-                break
-            if aligned is None:
-                aligned, index = char_alignment(original)
-            for start, end in _term_spans(self._feature_names[cols[j]], aligned):
-                spans.append([index[start], index[end - 1] + 1, float(contrib[j])])
+        for col, weight in zip(cols.tolist(), weights.tolist(), strict=True):
+            for start, end in _term_spans(*self._term(col), aligned):
+                spans.append([index[start], index[end - 1] + 1, weight])
         merged: list[list[float]] = []
         for start, end, weight in sorted(spans):
             if merged and start <= merged[-1][1]:
@@ -310,8 +325,9 @@ class Classifier:
                 for s, e, w in merged[:EVIDENCE_TERMS]]
 
 
-def _term_spans(feature: str, aligned: str) -> list[tuple[int, int]]:
-    """Where a feature (``words__袖口 开线``, ``words__NOT_破损``, ``chars__开线``) occurs in the text."""
+def _feature_term(feature: str) -> tuple[str, bool]:
+    """``words__袖口 开线`` -> ("袖口开线", False); ``words__NOT_破损`` -> ("破损", True);
+    ``chars__开线`` -> ("开线", False). Placeholders (PHONE, ORDERNO) and marks give ""."""
     kind, _, term = feature.partition("__")
     negated = False
     if kind == "words":
@@ -319,11 +335,16 @@ def _term_spans(feature: str, aligned: str) -> list[tuple[int, int]]:
         negated = any(t.startswith(NOT_PREFIX) for t in tokens)
         term = "".join(t.removeprefix(NOT_PREFIX) for t in tokens)
     term = term.strip()
-    if not term or term.isupper():  # placeholders (PHONE, ORDERNO) are never evidence
-        return []
+    if term.isupper() or NEGATED_MARK in term:
+        term = ""
+    return term, negated
+
+
+def _term_spans(term: str, negated: bool, aligned: str) -> list[tuple[int, int]]:
+    """Where a term occurs in the (aligned) text, at most twice; a negated term takes its negator."""
     spans = []
-    start = aligned.find(term)
-    while start != -1:
+    start = aligned.find(term) if term else -1
+    while start != -1 and len(spans) < 2:
         begin = start
         if negated:  # include the negator: "没有破损", not "破损"
             clause = aligned[max(0, start - 6):start]
@@ -334,4 +355,4 @@ def _term_spans(feature: str, aligned: str) -> list[tuple[int, int]]:
                     break
         spans.append((begin, start + len(term)))
         start = aligned.find(term, start + 1)
-    return spans[:2]
+    return spans

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -19,6 +20,7 @@ _SLASHES = re.compile(r"\s*[/／、|]\s*")
 _DASHES = re.compile(r"\s*[-—–_:：]\s*")
 
 
+@lru_cache(maxsize=4096)
 def reason_key(reason: str) -> str:
     """Form-insensitive key: width, script, spaces and slash style do not matter."""
     key = to_simplified(nfkc(reason)).strip().lower()
