@@ -179,6 +179,66 @@ def predict(
 
 
 @app.command()
+def score(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Export: .csv .tsv .xlsx .parquet .jsonl")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Default: <input>.scored.<ext>")] = None,
+    text_col: Annotated[str | None, typer.Option("--text-col", help="Description column (default: found from headers).")] = None,
+    reason_col: Annotated[str | None, typer.Option("--reason-col", help="Claimed-reason column.")] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="Sheet of an .xlsx file.")] = None,
+    encoding: Annotated[str | None, typer.Option("--encoding", help="Force the CSV encoding (e.g. gbk).")] = None,
+    model: ModelOpt = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Processes (default: all cores).")] = None,
+    chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="Rows per chunk.")] = 5000,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Also write an HTML report here.")] = None,
+    train_if_missing: Annotated[bool, typer.Option("--train-if-missing", help="Train on the shipped corpus if no model exists.")] = False,
+) -> None:
+    """Score every row of a ticket export; rows in == rows out."""
+    from ticket_nlp.batch import ScoreError, default_output, score_file, write_report
+    from ticket_nlp.model import ArtifactError, Classifier
+
+    try:
+        clf = Classifier.load(model)
+    except ArtifactError as err:
+        if not train_if_missing or model is not None:
+            console.print(f"[red]error:[/red] {err}. Or pass --train-if-missing to train on the shipped corpus.")
+            raise typer.Exit(2) from err
+        console.print("no model yet: training on the shipped corpus (about a minute)")
+        train(data=None, out=None, text_col=None, label_col=None, claimed_col=None, label_map=None, compare=False)
+        clf = Classifier.load()
+    output = output or default_output(input_path)
+    try:
+        summary = score_file(clf, input_path, output, text_col=text_col, reason_col=reason_col, sheet=sheet,
+                             encoding=encoding, workers=workers, chunk_rows=chunk_rows, resume=resume)
+    except ScoreError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    d = summary.to_dict()
+    table = Table(title=f"{d['rows']:,} rows -> {output} ({d['seconds']} s, {d['rows_per_second'] or 0:,} rows/s)")
+    table.add_column("")
+    table.add_column("rows", justify="right")
+    for lab, n in sorted(summary.labels.items(), key=lambda kv: -kv[1]):
+        table.add_row(lab, f"{n:,}")
+    for status, n in summary.statuses.items():
+        if status != "ok":
+            table.add_row(f"[yellow]not scored: {status}[/yellow]", f"{n:,}")
+    table.add_row("needs review", f"{d['needs_review']:,}")
+    table.add_row("mismatch rate", f"{d['mismatch_rate']:.1%}")
+    console.print(table)
+    worst = [(k, v) for k, v in d["mismatch_by_reason"].items() if v["mismatch"]][:10]
+    if worst:
+        by = Table(title="mismatches per claimed reason")
+        for col in ("claimed reason", "rows", "mismatch"):
+            by.add_column(col)
+        for k, v in worst:
+            by.add_row(k, f"{v['rows']:,}", f"{v['mismatch']:,} ({v['mismatch'] / v['rows']:.0%})")
+        console.print(by)
+    if report:
+        write_report(summary, report, input_path)
+        console.print(f"report written to {report}")
+
+
+@app.command()
 def reasons() -> None:
     """List the claimed-reason mapping in use."""
     from ticket_nlp.reasons import ReasonMap

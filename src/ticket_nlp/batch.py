@@ -1,0 +1,553 @@
+"""Batch scoring of ticket exports: any export a merchant has, streamed in chunks, nothing lost.
+
+Reads CSV/TSV (UTF-8, UTF-8 with BOM, GBK/GB18030 detected), XLSX, Parquet and JSONL; finds the
+description and claimed-reason columns from the headers real exports use; keeps every input column
+in order and appends the prediction columns; gives rows it cannot score a status instead of a
+label; writes to a temporary file renamed on success; and can resume an interrupted CSV/TSV/JSONL
+run from its last finished chunk. Memory depends on the chunk size, not the file size.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import os
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from ticket_nlp.config import MAX_TEXT_CHARS
+from ticket_nlp.model import Classifier
+
+# Header names real exports use (../shared/REASONS.md), most specific first.
+TEXT_HEADERS = ("买家退款说明", "售后备注", "问题描述", "退款说明", "退货说明", "买家留言", "申请说明", "售后说明",
+                "description", "text", "描述", "备注")
+REASON_HEADERS = ("买家退款原因", "售后原因", "申请原因", "退货原因", "退款原因", "claimed_reason", "claimed", "reason")
+OUTPUT_COLUMNS = ("tn_status", "tn_label", "tn_confidence", "tn_needs_review", "tn_mismatch", "tn_claimed_label",
+                  "tn_severity", "tn_evidence")
+EXTRA_COLUMN = "tn_extra_fields"  # cells beyond the header's width, kept rather than dropped
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx", ".parquet": "parquet", ".jsonl": "jsonl"}
+RESUMABLE = {"csv", "tsv", "jsonl"}
+CHUNK_ROWS = 5000
+csv.field_size_limit(1 << 24)
+
+
+class ScoreError(RuntimeError):
+    """The input cannot be scored; the message names the file, the line where known, and why."""
+
+
+def file_format(path: Path, what: str) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ScoreError(f"{path}: cannot {what} {path.suffix or 'files without an extension'}; "
+                         f"use one of {', '.join(sorted(FORMATS))}")
+    return fmt
+
+
+def default_output(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.scored{path.suffix}")
+
+
+# --- reading -------------------------------------------------------------------------------------
+def detect_encoding(path: Path, sample_bytes: int = 1 << 20) -> str:
+    """utf-8-sig, utf-8, or gb18030 (what Excel on Chinese Windows writes, as GBK), from a sample."""
+    with open(path, "rb") as f:
+        sample = f.read(sample_bytes)
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "gb18030"
+
+
+@dataclass
+class Table:
+    """An input being read: its header and a row iterator (cells as read)."""
+
+    header: list[str]
+    rows: Iterator[list[Any]]
+    progress: Any = None  # callable -> fraction read, when the reader can tell
+    encoding: str | None = None
+
+
+def _read_delimited(path: Path, delimiter: str, encoding: str | None) -> Table:
+    enc = encoding or detect_encoding(path)
+    size = max(os.path.getsize(path), 1)
+    done = [0]
+
+    def lines() -> Iterator[str]:
+        # decoded line by line (a newline byte never occurs inside a UTF-8 or GB18030 character),
+        # so a bad byte is reported with its line number
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                done[0] += len(raw)
+                try:
+                    yield raw.decode(enc)
+                except UnicodeDecodeError as err:
+                    raise ScoreError(f"{path}, line {number}: not valid {enc} ({err.reason} at byte "
+                                     f"{err.start}); pass --encoding") from err
+
+    reader = csv.reader(lines(), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ScoreError(f"{path}: the file is empty") from None
+    except csv.Error as err:
+        raise ScoreError(f"{path}, line 1: {err}") from err
+
+    def rows() -> Iterator[list[Any]]:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                raise ScoreError(f"{path}, line {reader.line_num}: {err}") from err
+            yield row
+
+    return Table([h.strip() for h in header], rows(), lambda: done[0] / size, enc)
+
+
+def _read_xlsx(path: Path, sheet: str | None) -> Table:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as err:  # zip/xml errors: a damaged or mislabelled file
+        raise ScoreError(f"{path}: not a readable .xlsx file ({err})") from err
+    if sheet and sheet not in book.sheetnames:
+        raise ScoreError(f"{path}: no sheet {sheet!r}; sheets are {book.sheetnames}")
+    ws = book[sheet] if sheet else book.worksheets[0]
+    it = ws.iter_rows(values_only=True)
+    header = next(it, None)
+    if header is None:
+        raise ScoreError(f"{path}: sheet {ws.title!r} is empty")
+    total = max(ws.max_row or 1, 1)
+    seen = [0]
+
+    def rows() -> Iterator[list[Any]]:
+        for row in it:
+            seen[0] += 1
+            yield ["" if v is None else v for v in row]
+        book.close()
+
+    return Table(["" if h is None else str(h).strip() for h in header], rows(), lambda: seen[0] / total)
+
+
+def _read_parquet(path: Path) -> Table:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as err:
+        raise ScoreError(f"{path}: not a readable Parquet file ({err})") from err
+    total = max(pf.metadata.num_rows, 1)
+    seen = [0]
+
+    def rows() -> Iterator[list[Any]]:
+        for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
+            for row in zip(*(col.to_pylist() for col in batch.columns), strict=True):
+                seen[0] += 1
+                yield ["" if v is None else v for v in row]
+
+    return Table(list(pf.schema_arrow.names), rows(), lambda: seen[0] / total)
+
+
+def _read_jsonl(path: Path, encoding: str | None) -> Table:
+    enc = encoding or detect_encoding(path)
+    f = open(path, encoding=enc)  # noqa: SIM115 - closed by the generator
+    size = max(os.path.getsize(path), 1)
+    lines = enumerate(f, start=1)
+
+    def parse(number: int, line: str) -> dict[str, Any]:
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ScoreError(f"{path}, line {number}: not JSON ({err.msg})") from err
+        if not isinstance(obj, dict):
+            raise ScoreError(f"{path}, line {number}: expected a JSON object, got {type(obj).__name__}")
+        return obj
+
+    first = next(((n, line) for n, line in lines if line.strip()), None)
+    if first is None:
+        f.close()
+        raise ScoreError(f"{path}: the file is empty")
+    head = parse(*first)
+    header = list(head)
+
+    def rows() -> Iterator[list[Any]]:
+        with f:
+            for obj in [head]:
+                yield [obj.get(k, "") for k in header] + _extra_keys(obj, header)
+            for number, line in lines:
+                if line.strip():
+                    obj = parse(number, line)
+                    yield [obj.get(k, "") for k in header] + _extra_keys(obj, header)
+
+    return Table(header, rows(), lambda: f.tell() / size if not f.closed else 1.0, enc)
+
+
+def _extra_keys(obj: dict[str, Any], header: list[str]) -> list[Any]:
+    extra = {k: v for k, v in obj.items() if k not in header}
+    return [json.dumps(extra, ensure_ascii=False)] if extra else []
+
+
+def open_table(path: Path, sheet: str | None = None, encoding: str | None = None) -> Table:
+    if not path.exists():
+        raise ScoreError(f"{path}: no such file")
+    fmt = file_format(path, "read")
+    if fmt in ("csv", "tsv"):
+        return _read_delimited(path, "," if fmt == "csv" else "\t", encoding)
+    if fmt == "xlsx":
+        return _read_xlsx(path, sheet)
+    if fmt == "parquet":
+        return _read_parquet(path)
+    return _read_jsonl(path, encoding)
+
+
+def find_column(header: list[str], given: str | None, candidates: tuple[str, ...], what: str,
+                path: Path, required: bool) -> int | None:
+    if given:
+        if given not in header:
+            raise ScoreError(f"{path}: no column {given!r} for the {what}; headers seen: {header}")
+        return header.index(given)
+    for name in candidates:
+        if name in header:
+            return header.index(name)
+    lowered = [h.lower() for h in header]
+    for name in candidates:
+        if name.lower() in lowered:
+            return lowered.index(name.lower())
+    if required:
+        raise ScoreError(f"{path}: no {what} column found. Headers seen: {header}. "
+                         f"Known names: {', '.join(candidates)}; name yours with --text-col/--reason-col")
+    return None
+
+
+# --- scoring -------------------------------------------------------------------------------------
+SPREADSHEET_NOISE = frozenset({"#N/A", "#VALUE!", "#REF!", "#NAME?", "NULL", "NAN", "NONE", "N/A"})
+
+
+def row_status(value: Any) -> str:
+    """Why a cell cannot be scored, or "ok"."""
+    if not isinstance(value, str):
+        return "empty" if value is None else "not_text"
+    stripped = value.strip()
+    if not stripped:
+        return "empty"
+    if len(stripped) > MAX_TEXT_CHARS:
+        return "too_long"
+    if not any(ch.isalpha() for ch in stripped) or stripped.upper() in SPREADSHEET_NOISE:
+        return "not_text"  # numbers, punctuation, emoji, spreadsheet errors and null markers
+    return "ok"
+
+
+def score_chunk(clf: Classifier, texts: list[Any], reasons: list[Any]) -> list[list[Any]]:
+    """The appended cells (OUTPUT_COLUMNS) for each row of a chunk."""
+    statuses = [row_status(t) for t in texts]
+    ok = [i for i, s in enumerate(statuses) if s == "ok"]
+    preds = clf.predict([texts[i] for i in ok], [str(reasons[i]).strip() or None for i in ok])
+    out = [[s, "", "", "", "", "", "", ""] for s in statuses]
+    for i, p in zip(ok, preds, strict=True):
+        m = p.mismatch
+        out[i] = ["ok", p.label, round(p.confidence, 4), p.needs_review, m.status, m.claimed_label or "",
+                  m.severity, " ".join(e.term for e in p.evidence)]
+    return out
+
+
+_WORKER: Classifier | None = None
+
+
+def _score_in_worker(args: tuple[list[Any], list[Any]]) -> list[list[Any]]:
+    return score_chunk(_WORKER, *args)
+
+
+# --- writing -------------------------------------------------------------------------------------
+class Writer:
+    """Streams rows to ``<output>.partial``; ``commit`` renames it onto the output."""
+
+    def __init__(self, path: Path, header: list[str], append: bool = False):
+        self.path, self.partial = path, path.with_name(path.name + ".partial")
+        self.fmt = file_format(path, "write")
+        self.header = header
+        if self.fmt in ("csv", "tsv"):
+            # UTF-8 with BOM: Excel and WPS open it with Chinese intact
+            self.f = open(self.partial, "a" if append else "w", encoding="utf-8-sig" if not append else "utf-8",  # noqa: SIM115
+                          newline="")
+            self.w = csv.writer(self.f, delimiter="," if self.fmt == "csv" else "\t", lineterminator="\r\n")
+            if not append:
+                self.w.writerow(header)
+        elif self.fmt == "jsonl":
+            self.f = open(self.partial, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+        elif self.fmt == "xlsx":
+            import openpyxl
+
+            self.book = openpyxl.Workbook(write_only=True)
+            self.ws = self.book.create_sheet("scored")
+            self.ws.append(header)
+        else:
+            self.rows: list[list[Any]] = []
+            self.pq_writer = None
+
+    def append(self, rows: list[list[Any]]) -> None:
+        if self.fmt in ("csv", "tsv"):
+            self.w.writerows(rows)
+        elif self.fmt == "jsonl":
+            self.f.writelines(json.dumps(dict(zip(self.header, r, strict=False)), ensure_ascii=False, default=str) + "\n"
+                              for r in rows)
+        elif self.fmt == "xlsx":
+            for r in rows:
+                self.ws.append([_xlsx_cell(v) for v in r])
+        else:
+            self._append_parquet(rows)
+
+    def _append_parquet(self, rows: list[list[Any]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {h: [None if r[i] == "" else str(r[i]) if not isinstance(r[i], bool | int | float) else r[i]
+                       for r in rows] for i, h in enumerate(self.header)}
+        table = pa.table({h: pa.array([None if v is None else str(v) for v in col], pa.string())
+                          for h, col in columns.items()})
+        if self.pq_writer is None:
+            self.pq_writer = pq.ParquetWriter(self.partial, table.schema)
+        self.pq_writer.write_table(table)
+
+    def flush(self) -> int:
+        """Make what was appended durable; returns the partial file's size."""
+        if self.fmt in ("csv", "tsv", "jsonl"):
+            self.f.flush()
+            os.fsync(self.f.fileno())
+        return self.partial.stat().st_size if self.partial.exists() else 0
+
+    def commit(self) -> None:
+        if self.fmt in ("csv", "tsv", "jsonl"):
+            self.f.close()
+        elif self.fmt == "xlsx":
+            self.book.save(self.partial)
+        else:
+            if self.pq_writer is None:
+                self._append_parquet([])
+            self.pq_writer.close()
+        os.replace(self.partial, self.path)
+
+    def abort(self) -> None:
+        for attr in ("f",):
+            if hasattr(self, attr):
+                getattr(self, attr).close()
+
+
+def _xlsx_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("="):
+        return "'" + value  # never let a description become a formula
+    return value
+
+
+# --- the run -------------------------------------------------------------------------------------
+@dataclass
+class Summary:
+    rows: int = 0
+    labels: Counter = field(default_factory=Counter)
+    statuses: Counter = field(default_factory=Counter)
+    mismatch: Counter = field(default_factory=Counter)
+    mismatch_by_reason: dict[str, Counter] = field(default_factory=dict)
+    needs_review: int = 0
+    seconds: float = 0.0
+
+    def add(self, reasons: list[Any], cells: list[list[Any]]) -> None:
+        for reason, (status, label, _, review, mismatch, *_rest) in zip(reasons, cells, strict=True):
+            self.rows += 1
+            self.statuses[status] += 1
+            if status != "ok":
+                continue
+            self.labels[label] += 1
+            self.needs_review += bool(review)
+            self.mismatch[mismatch] += 1
+            key = str(reason).strip() or "(none)"
+            self.mismatch_by_reason.setdefault(key, Counter())[mismatch] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        scored = sum(self.labels.values())
+        return {"rows": self.rows, "scored": scored, "labels": dict(self.labels), "statuses": dict(self.statuses),
+                "mismatch_rate": self.mismatch["mismatch"] / scored if scored else 0.0,
+                "mismatch_by_reason": {k: {"rows": sum(v.values()), "mismatch": v["mismatch"]}
+                                       for k, v in sorted(self.mismatch_by_reason.items(),
+                                                          key=lambda kv: -kv[1]["mismatch"])},
+                "needs_review": self.needs_review, "seconds": round(self.seconds, 2),
+                "rows_per_second": round(self.rows / self.seconds) if self.seconds else None}
+
+
+def _state_path(output: Path) -> Path:
+    return output.with_name(output.name + ".progress.json")
+
+
+def _signature(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"input": str(path.resolve()), "size": st.st_size, "mtime": st.st_mtime}
+
+
+def score_file(clf: Classifier, input_path: Path, output_path: Path | None = None, *,
+               text_col: str | None = None, reason_col: str | None = None, sheet: str | None = None,
+               encoding: str | None = None, workers: int | None = None, chunk_rows: int = CHUNK_ROWS,
+               resume: bool = False, progress: bool | None = None, stop_after_chunks: int | None = None) -> Summary:
+    """Score every row of an export into ``output_path``; returns the run's summary.
+
+    ``stop_after_chunks`` ends the run early as an interruption would (used by tests).
+    """
+    input_path = Path(input_path)
+    output_path = Path(output_path) if output_path else default_output(input_path)
+    out_fmt = file_format(output_path, "write")
+    table = open_table(input_path, sheet, encoding)
+    header = table.header
+    ti = find_column(header, text_col, TEXT_HEADERS, "description", input_path, required=True)
+    ri = find_column(header, reason_col, REASON_HEADERS, "claimed reason", input_path, required=False)
+    out_header = header + [EXTRA_COLUMN] + list(OUTPUT_COLUMNS)
+
+    state_path = _state_path(output_path)
+    done_rows, append = 0, False
+    if resume and state_path.exists() and out_fmt in RESUMABLE:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        if state.get("signature") != _signature(input_path) or state.get("chunk_rows") != chunk_rows:
+            raise ScoreError(f"{state_path}: it belongs to another input or chunk size; remove it to start over")
+        done_rows, append = state["rows_done"], True
+        partial = output_path.with_name(output_path.name + ".partial")
+        with open(partial, "r+b") as f:  # drop anything written after the last finished chunk
+            f.truncate(state["partial_bytes"])
+    elif resume and out_fmt not in RESUMABLE:
+        raise ScoreError(f"--resume supports {', '.join(sorted(RESUMABLE))} outputs, not {out_fmt}")
+
+    writer = Writer(output_path, out_header, append=append)
+    summary = Summary(rows=0)
+    width = len(header)
+
+    def chunks() -> Iterator[tuple[list[list[Any]], list[Any], list[Any]]]:
+        batch: list[list[Any]] = []
+        for n, row in enumerate(table.rows):
+            if n < done_rows:
+                continue
+            batch.append(row)
+            if len(batch) == chunk_rows:
+                yield _prepare(batch)
+                batch = []
+        if batch:
+            yield _prepare(batch)
+
+    def _prepare(batch: list[list[Any]]):
+        shaped = []
+        for row in batch:
+            extra = row[width:]
+            cells = list(row[:width]) + [""] * (width - len(row))
+            shaped.append(cells + [("\t" if writer.fmt == "tsv" else ",").join(map(str, extra)) if extra else ""])
+        texts = [r[ti] for r in shaped]
+        reasons = [r[ri] if ri is not None else "" for r in shaped]
+        return shaped, texts, reasons
+
+    workers = workers or os.cpu_count() or 1
+    show = sys.stderr.isatty() if progress is None else progress
+    start = time.perf_counter()
+    global _WORKER
+    _WORKER = clf  # forked workers inherit the model: it is not pickled per chunk
+    pool = get_context("fork").Pool(workers) if workers > 1 else None
+    rows_done, chunks_done = done_rows, 0
+
+    def finish(item: tuple, cells: list[list[Any]]) -> None:
+        nonlocal rows_done, chunks_done
+        shaped, _, reasons = item
+        writer.append([r + c for r, c in zip(shaped, cells, strict=True)])
+        summary.add(reasons, cells)
+        rows_done += len(shaped)
+        chunks_done += 1
+        if writer.fmt in RESUMABLE:
+            state = {"signature": _signature(input_path), "chunk_rows": chunk_rows,
+                     "rows_done": rows_done, "partial_bytes": writer.flush()}
+            tmp = state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state), encoding="utf-8")
+            os.replace(tmp, state_path)
+        if task is not None:
+            rate = (rows_done - done_rows) / max(time.perf_counter() - start, 1e-9)
+            bar.update(task, completed=min(table.progress(), 1.0),
+                       description=f"{rows_done:,} rows, {rate:,.0f} rows/s")
+        if stop_after_chunks and chunks_done >= stop_after_chunks:
+            raise KeyboardInterrupt("stopped after the requested number of chunks")
+
+    bar = _progress_bar(show)
+    try:
+        with bar:
+            task = bar.add_task("scoring", total=1.0) if show else None
+            pending: deque = deque()  # at most two chunks per worker in flight: memory stays flat
+            for item in chunks():
+                if pool is None:
+                    finish(item, score_chunk(clf, item[1], item[2]))
+                    continue
+                pending.append((item, pool.apply_async(_score_in_worker, ((item[1], item[2]),))))
+                if len(pending) >= 2 * workers:
+                    done, result = pending.popleft()
+                    finish(done, result.get())
+            while pending:
+                done, result = pending.popleft()
+                finish(done, result.get())
+        writer.commit()
+        state_path.unlink(missing_ok=True)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if pool:
+            pool.terminate()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _progress_bar(show: bool):
+    from contextlib import nullcontext
+
+    if not show:
+        return nullcontext()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                    TimeRemainingColumn(), transient=True)
+
+
+# --- report --------------------------------------------------------------------------------------
+def _bars(title: str, items: list[tuple[str, float]], fmt: str = "{:,.0f}") -> str:
+    """A horizontal bar chart as inline SVG: no scripts, no CDN, opens anywhere."""
+    from html import escape
+
+    top = max((v for _, v in items), default=0) or 1
+    height = 24 * len(items) + 10
+    bars = "".join(
+        f'<text x="0" y="{24 * i + 20}">{escape(name)}</text>'
+        f'<rect x="230" y="{24 * i + 6}" width="{400 * v / top:.1f}" height="18" fill="#4a7bd0"/>'
+        f'<text x="{236 + 400 * v / top:.1f}" y="{24 * i + 20}">{fmt.format(v)}</text>'
+        for i, (name, v) in enumerate(items))
+    return f'<h2>{escape(title)}</h2><svg width="720" height="{height}" font-size="13">{bars}</svg>'
+
+
+def write_report(summary: Summary, path: Path, source: Path) -> None:
+    """The run's summary as a self-contained HTML page, written atomically."""
+    from html import escape
+
+    d = summary.to_dict()
+    by_reason = [(k, v["mismatch"] / v["rows"]) for k, v in d["mismatch_by_reason"].items() if v["rows"]][:15]
+    body = "".join([
+        f"<h1>ticket-nlp: {escape(source.name)}</h1>",
+        f"<p>{d['rows']:,} rows, {d['scored']:,} scored, {d['needs_review']:,} need review, "
+        f"mismatch rate {d['mismatch_rate']:.1%}, {d['seconds']} s.</p>",
+        _bars("Rows per label", sorted(summary.labels.items(), key=lambda kv: -kv[1])),
+        _bars("Row status", sorted(summary.statuses.items(), key=lambda kv: -kv[1])),
+        _bars("Mismatch rate per claimed reason", by_reason, "{:.1%}"),
+        f"<pre>{escape(json.dumps(d, ensure_ascii=False, indent=1))}</pre>",
+    ])
+    page = f'<!doctype html><meta charset="utf-8"><title>ticket-nlp report</title><body style="font-family:sans-serif">{body}</body>'
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
