@@ -30,6 +30,14 @@ def _tfidf(counts: sp.csr_matrix, idf: np.ndarray, sublinear: bool) -> sp.csr_ma
     return counts
 
 
+def word_ngrams(tokens: list[str], min_n: int, max_n: int) -> list[str]:
+    """The n-grams scikit-learn's word analyzer makes from a token list (same strings, same counts)."""
+    grams = list(tokens) if min_n == 1 else []
+    for n in range(max(min_n, 2), max_n + 1):
+        grams.extend(" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return grams
+
+
 class CompiledPipeline:
     """normalise -> segment -> word + char TF-IDF -> linear scores -> calibration, from a fitted Pipeline."""
 
@@ -39,7 +47,7 @@ class CompiledPipeline:
         branches = dict(pipeline.named_steps["features"].transformer_list)
         self.segmenter = pipeline.named_steps["segment"]
         words: FastTfidfVectorizer = branches["words"]
-        self.word_analyze, self.word_lookup = words.build_analyzer(), words.vocabulary_.get
+        self.word_ngrams, self.word_lookup = tuple(words.ngram_range), words.vocabulary_.get
         self.word_idf, self.word_sublinear = words.idf_, words.sublinear_tf
         self.chars: CharNgramTfidf | None = branches.get("chars")
         n_words = len(words.vocabulary_)
@@ -69,7 +77,7 @@ class CompiledPipeline:
         indices: list[int] = []
         indptr = [0]
         for toks in tokens:
-            grams = self.word_analyze(toks)
+            grams = word_ngrams(toks, *self.word_ngrams)
             indices.extend([j for j in map(self.word_lookup, grams) if j is not None])
             indptr.append(len(indices))
         words = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(normalized), len(self.word_idf)))

@@ -274,29 +274,28 @@ class Classifier:
         # What pushes toward a label is its weight relative to the other labels' mean weight.
         self._push = coef - (coef.sum(axis=0, keepdims=True) - coef) / (len(LABELS) - 1)
         self._feature_names = self.pipeline.named_steps["features"].get_feature_names_out()
+        self._n_word_features = len(dict(self.pipeline.named_steps["features"].transformer_list)["words"].vocabulary_)
         self._terms: dict[int, tuple[str, bool]] = {}
 
     def _top_features(self, blocks: list[sp.csr_matrix], best: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per row, the features that pushed hardest toward its predicted label (columns, weights),
-        computed for the whole batch at once."""
-        n_rows = blocks[0].shape[0]
-        rows_parts, cols_parts, weight_parts, offset = [], [], [], 0
-        for block in blocks:  # word block then char block, as the FeatureUnion stacks them
-            rows = np.repeat(np.arange(n_rows), np.diff(block.indptr))
-            contrib = block.data * self._push[best[rows], block.indices + offset]
-            positive = contrib > 0
-            rows_parts.append(rows[positive])
-            cols_parts.append(block.indices[positive] + offset)
-            weight_parts.append(contrib[positive])
-            offset += block.shape[1]
-        rows, cols, weights = map(np.concatenate, (rows_parts, cols_parts, weight_parts))
+        """Per row, the word features that pushed hardest toward its predicted label (columns,
+        weights), for the whole batch at once. Evidence uses words (and word pairs) only: they are
+        what an agent reads, and the char n-grams inside them would repeat the same spans."""
+        words = blocks[0]
+        if words.shape[1] != self._n_word_features:  # the Pipeline fallback stacks both blocks
+            words = words[:, : self._n_word_features].tocsr()
+        n_rows = words.shape[0]
+        rows = np.repeat(np.arange(n_rows), np.diff(words.indptr))
+        contrib = words.data * self._push[best[rows], words.indices]
+        positive = contrib > 0
+        rows, cols, weights = rows[positive], words.indices[positive], contrib[positive]
         # one sort: by row, strongest first within a row (weight/(1+weight) lies in (0, 1))
         order = np.argsort(rows - weights / (1 + weights), kind="stable")
         rows, cols, weights = rows[order], cols[order], weights[order]
         bounds = np.searchsorted(rows, np.arange(n_rows + 1))
-        k = EVIDENCE_TERMS + 3
-        return [(cols[bounds[i]:min(bounds[i] + k, bounds[i + 1])], weights[bounds[i]:min(bounds[i] + k, bounds[i + 1])])
-                for i in range(n_rows)]
+        k = EVIDENCE_TERMS + 2
+        return [(cols[lo:min(lo + k, hi)], weights[lo:min(lo + k, hi)])
+                for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
 
     def _term(self, col: int) -> tuple[str, bool]:
         """What to search for in the text for a feature column, and whether it was negated."""

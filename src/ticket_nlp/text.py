@@ -150,12 +150,17 @@ def read_user_dict(path: str | Path) -> list[tuple[str, int | None]]:
     return words
 
 
+@lru_cache(maxsize=65536)
+def is_punct(token: str) -> bool:
+    return PUNCT_RE.match(token) is not None
+
+
 def mark_negation(tokens: Sequence[str]) -> list[str]:
     """Drop punctuation and prefix the words after a negator, so 没有 破损 never reads as 破损."""
     out: list[str] = []
     left = 0
     for tok in tokens:
-        if PUNCT_RE.match(tok):
+        if is_punct(tok):
             left = 0
             continue
         if tok in NEGATORS:
@@ -200,7 +205,7 @@ class Segmenter(BaseEstimator, TransformerMixin):
 
     def tokens(self, text: str) -> list[str]:
         words = [w for w in self._cutter()(text) if not w.isspace()]
-        return mark_negation(words) if self.negation else [w for w in words if not PUNCT_RE.match(w)]
+        return mark_negation(words) if self.negation else [w for w in words if not is_punct(w)]
 
     def transform(self, X: Iterable[str]) -> list[list[str]]:
         return [self.tokens(x) for x in X]
