@@ -68,7 +68,11 @@ def train(
     from ticket_nlp.train import train as run_training
 
     dataset = _load_data(data, text_col, label_col, claimed_col, _parse_label_map(label_map))
-    clf = run_training(dataset, compare=compare, log=console.print)
+    try:
+        clf = run_training(dataset, compare=compare, log=console.print)
+    except ValueError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
     target = clf.save(out or model_dir())
     m = clf.metadata["metrics"]
     console.print(f"variant: {clf.metadata['variant']}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,10 +100,12 @@ def train(data: LabelledSet, params: dict[str, Any] | None = None, compare: bool
     train_set, valid, test = data.split("train"), data.split("valid"), data.split("test")
     if not len(train_set) or not len(valid):
         raise ValueError("training needs rows in both the train and valid splits")
-    missing = [lab for lab in LABELS if lab not in set(train_set.labels)]
-    if missing:
-        raise ValueError(f"the train split has no rows for {missing}; every label needs examples")
     base = {**DEFAULT_PARAMS, **(params or {})}
+    counts = Counter(train_set.labels)
+    few = {lab: counts[lab] for lab in LABELS if counts[lab] < base["calibration_cv"]}
+    if few:
+        raise ValueError(f"the train split has too few rows for {few}: calibration needs at least "
+                         f"{base['calibration_cv']} per label (and a useful model far more)")
     comparison: list[dict[str, Any]] = []
     chosen = "given params"
     if compare:
