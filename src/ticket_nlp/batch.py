@@ -340,9 +340,13 @@ class Writer:
         os.replace(self.partial, self.path)
 
     def abort(self) -> None:
-        for attr in ("f",):
-            if hasattr(self, attr):
-                getattr(self, attr).close()
+        """Stop writing. A CSV/TSV/JSONL partial file stays for --resume; others cannot resume."""
+        if hasattr(self, "f"):
+            self.f.close()
+        if self.fmt not in RESUMABLE:
+            if getattr(self, "pq_writer", None) is not None:
+                self.pq_writer.close()
+            self.partial.unlink(missing_ok=True)
 
 
 def _xlsx_cell(value: Any) -> Any:
