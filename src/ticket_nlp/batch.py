@@ -9,7 +9,6 @@ run from its last finished chunk. Memory depends on the chunk size, not the file
 
 from __future__ import annotations
 
-import codecs
 import csv
 import json
 import os
@@ -24,6 +23,9 @@ from typing import Any
 
 from ticket_nlp.config import MAX_TEXT_CHARS
 from ticket_nlp.model import Classifier
+from ticket_nlp.tables import TableError, file_format, find_column, open_table
+
+ScoreError = TableError  # what batch callers catch: the input cannot be scored
 
 # Header names real exports use (../shared/REASONS.md), most specific first.
 TEXT_HEADERS = ("买家退款说明", "售后备注", "问题描述", "退款说明", "退货说明", "买家留言", "申请说明", "售后说明",
@@ -32,204 +34,12 @@ REASON_HEADERS = ("买家退款原因", "售后原因", "申请原因", "退货�
 OUTPUT_COLUMNS = ("tn_status", "tn_label", "tn_confidence", "tn_needs_review", "tn_mismatch", "tn_claimed_label",
                   "tn_severity", "tn_evidence")
 EXTRA_COLUMN = "tn_extra_fields"  # cells beyond the header's width, kept rather than dropped
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx", ".parquet": "parquet", ".jsonl": "jsonl"}
 RESUMABLE = {"csv", "tsv", "jsonl"}
 CHUNK_ROWS = 5000
-csv.field_size_limit(1 << 24)
-
-
-class ScoreError(RuntimeError):
-    """The input cannot be scored; the message names the file, the line where known, and why."""
-
-
-def file_format(path: Path, what: str) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ScoreError(f"{path}: cannot {what} {path.suffix or 'files without an extension'}; "
-                         f"use one of {', '.join(sorted(FORMATS))}")
-    return fmt
 
 
 def default_output(path: Path) -> Path:
     return path.with_name(f"{path.stem}.scored{path.suffix}")
-
-
-# --- reading -------------------------------------------------------------------------------------
-def detect_encoding(path: Path, sample_bytes: int = 1 << 20) -> str:
-    """utf-8-sig, utf-8, or gb18030 (what Excel on Chinese Windows writes, as GBK), from a sample."""
-    with open(path, "rb") as f:
-        sample = f.read(sample_bytes)
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        return "gb18030"
-
-
-@dataclass
-class Table:
-    """An input being read: its header and a row iterator (cells as read)."""
-
-    header: list[str]
-    rows: Iterator[list[Any]]
-    progress: Any = None  # callable -> fraction read, when the reader can tell
-    encoding: str | None = None
-
-
-def _read_delimited(path: Path, delimiter: str, encoding: str | None) -> Table:
-    enc = encoding or detect_encoding(path)
-    size = max(os.path.getsize(path), 1)
-    done = [0]
-
-    def lines() -> Iterator[str]:
-        # decoded line by line (a newline byte never occurs inside a UTF-8 or GB18030 character),
-        # so a bad byte is reported with its line number
-        with open(path, "rb") as f:
-            for number, raw in enumerate(f, start=1):
-                done[0] += len(raw)
-                try:
-                    yield raw.decode(enc)
-                except UnicodeDecodeError as err:
-                    raise ScoreError(f"{path}, line {number}: not valid {enc} ({err.reason} at byte "
-                                     f"{err.start}); pass --encoding") from err
-
-    reader = csv.reader(lines(), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ScoreError(f"{path}: the file is empty") from None
-    except csv.Error as err:
-        raise ScoreError(f"{path}, line 1: {err}") from err
-
-    def rows() -> Iterator[list[Any]]:
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as err:
-                raise ScoreError(f"{path}, line {reader.line_num}: {err}") from err
-            yield row
-
-    return Table([h.strip() for h in header], rows(), lambda: done[0] / size, enc)
-
-
-def _read_xlsx(path: Path, sheet: str | None) -> Table:
-    import openpyxl
-
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as err:  # zip/xml errors: a damaged or mislabelled file
-        raise ScoreError(f"{path}: not a readable .xlsx file ({err})") from err
-    if sheet and sheet not in book.sheetnames:
-        raise ScoreError(f"{path}: no sheet {sheet!r}; sheets are {book.sheetnames}")
-    ws = book[sheet] if sheet else book.worksheets[0]
-    it = ws.iter_rows(values_only=True)
-    header = next(it, None)
-    if header is None:
-        raise ScoreError(f"{path}: sheet {ws.title!r} is empty")
-    total = max(ws.max_row or 1, 1)
-    seen = [0]
-
-    def rows() -> Iterator[list[Any]]:
-        for row in it:
-            seen[0] += 1
-            yield ["" if v is None else v for v in row]
-        book.close()
-
-    return Table(["" if h is None else str(h).strip() for h in header], rows(), lambda: seen[0] / total)
-
-
-def _read_parquet(path: Path) -> Table:
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(path)
-    except Exception as err:
-        raise ScoreError(f"{path}: not a readable Parquet file ({err})") from err
-    total = max(pf.metadata.num_rows, 1)
-    seen = [0]
-
-    def rows() -> Iterator[list[Any]]:
-        for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
-            for row in zip(*(col.to_pylist() for col in batch.columns), strict=True):
-                seen[0] += 1
-                yield ["" if v is None else v for v in row]
-
-    return Table(list(pf.schema_arrow.names), rows(), lambda: seen[0] / total)
-
-
-def _read_jsonl(path: Path, encoding: str | None) -> Table:
-    enc = encoding or detect_encoding(path)
-    f = open(path, encoding=enc)  # noqa: SIM115 - closed by the generator
-    size = max(os.path.getsize(path), 1)
-    lines = enumerate(f, start=1)
-
-    def parse(number: int, line: str) -> dict[str, Any]:
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ScoreError(f"{path}, line {number}: not JSON ({err.msg})") from err
-        if not isinstance(obj, dict):
-            raise ScoreError(f"{path}, line {number}: expected a JSON object, got {type(obj).__name__}")
-        return obj
-
-    first = next(((n, line) for n, line in lines if line.strip()), None)
-    if first is None:
-        f.close()
-        raise ScoreError(f"{path}: the file is empty")
-    head = parse(*first)
-    header = list(head)
-
-    def rows() -> Iterator[list[Any]]:
-        with f:
-            for obj in [head]:
-                yield [obj.get(k, "") for k in header] + _extra_keys(obj, header)
-            for number, line in lines:
-                if line.strip():
-                    obj = parse(number, line)
-                    yield [obj.get(k, "") for k in header] + _extra_keys(obj, header)
-
-    return Table(header, rows(), lambda: f.tell() / size if not f.closed else 1.0, enc)
-
-
-def _extra_keys(obj: dict[str, Any], header: list[str]) -> list[Any]:
-    extra = {k: v for k, v in obj.items() if k not in header}
-    return [json.dumps(extra, ensure_ascii=False)] if extra else []
-
-
-def open_table(path: Path, sheet: str | None = None, encoding: str | None = None) -> Table:
-    if not path.exists():
-        raise ScoreError(f"{path}: no such file")
-    fmt = file_format(path, "read")
-    if fmt in ("csv", "tsv"):
-        return _read_delimited(path, "," if fmt == "csv" else "\t", encoding)
-    if fmt == "xlsx":
-        return _read_xlsx(path, sheet)
-    if fmt == "parquet":
-        return _read_parquet(path)
-    return _read_jsonl(path, encoding)
-
-
-def find_column(header: list[str], given: str | None, candidates: tuple[str, ...], what: str,
-                path: Path, required: bool) -> int | None:
-    if given:
-        if given not in header:
-            raise ScoreError(f"{path}: no column {given!r} for the {what}; headers seen: {header}")
-        return header.index(given)
-    for name in candidates:
-        if name in header:
-            return header.index(name)
-    lowered = [h.lower() for h in header]
-    for name in candidates:
-        if name.lower() in lowered:
-            return lowered.index(name.lower())
-    if required:
-        raise ScoreError(f"{path}: no {what} column found. Headers seen: {header}. "
-                         f"Known names: {', '.join(candidates)}; name yours with --text-col/--reason-col")
-    return None
 
 
 # --- scoring -------------------------------------------------------------------------------------

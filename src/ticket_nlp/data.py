@@ -7,14 +7,13 @@ with a bad label are reported with their line numbers rather than dropped silent
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ticket_nlp.config import LABELS, LABELS_ZH
+from ticket_nlp.tables import TableError, find_column, open_table
 
 TEXT_COLUMNS = ("description", "text", "问题描述", "买家退款说明", "售后备注", "退款说明", "review")
 LABEL_COLUMNS = ("label", "primary", "标签", "正确标签", "correct_label")
@@ -24,8 +23,7 @@ DEFAULT_LABEL_MAP = {zh: label for label, zh in LABELS_ZH.items()} | {"尺码问
                                                                       "七天无理由退货": "no_reason_return"}
 
 
-class DataError(ValueError):
-    """The file cannot be used as labelled data; the message says which rows or columns."""
+DataError = TableError  # a labelled file that cannot be used; the message says which rows or columns
 
 
 @dataclass
@@ -66,55 +64,6 @@ class LabelledSet:
         return out
 
 
-def decode_bytes(raw: bytes, encoding: str | None = None) -> str:
-    """UTF-8 (with or without BOM), else GB18030 (a superset of GBK, what Excel on Chinese Windows writes)."""
-    if encoding:
-        return raw.decode(encoding)
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            return raw.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    raise DataError("cannot decode the file as UTF-8 or GB18030; pass the encoding explicitly")
-
-
-def read_rows(path: str | Path, sheet: str | None = None, encoding: str | None = None) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a .csv/.tsv/.xlsx file, every cell as a string."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        import openpyxl
-
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        ws = book[sheet] if sheet else book.worksheets[0]
-        rows = [["" if c is None else str(c) for c in r] for r in ws.iter_rows(values_only=True)]
-        book.close()
-    elif suffix in (".csv", ".tsv", ".txt"):
-        text = decode_bytes(path.read_bytes(), encoding)
-        delimiter = "\t" if suffix == ".tsv" else ","
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    else:
-        raise DataError(f"{path}: unsupported file type {suffix!r} (use .csv, .tsv or .xlsx)")
-    if not rows:
-        raise DataError(f"{path}: the file is empty")
-    header = [h.strip() for h in rows[0]]
-    return header, rows[1:]
-
-
-def _find(header: list[str], given: str | None, candidates: Sequence[str], what: str, path: Path,
-          required: bool = True) -> int | None:
-    if given:
-        if given not in header:
-            raise DataError(f"{path}: no {what} column {given!r}; headers are {header}")
-        return header.index(given)
-    for name in candidates:
-        if name in header:
-            return header.index(name)
-    if required:
-        raise DataError(f"{path}: cannot find the {what} column among {header}; name it with an option")
-    return None
-
-
 def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -124,10 +73,11 @@ def load_labelled(path: str | Path, text_col: str | None = None, label_col: str 
                   sheet: str | None = None, encoding: str | None = None) -> LabelledSet:
     """Read a labelled file: the shipped corpus, a realdev-style TSV, or a team's export."""
     path = Path(path)
-    header, rows = read_rows(path, sheet, encoding)
-    ti = _find(header, text_col, TEXT_COLUMNS, "text", path)
-    li = _find(header, label_col, LABEL_COLUMNS, "label", path)
-    ci = _find(header, claimed_col, CLAIM_COLUMNS, "claimed reason", path, required=False)
+    table = open_table(path, sheet, encoding)
+    header = table.header
+    ti = find_column(header, text_col, TEXT_COLUMNS, "text", path)
+    li = find_column(header, label_col, LABEL_COLUMNS, "label", path)
+    ci = find_column(header, claimed_col, CLAIM_COLUMNS, "claimed reason", path, required=False)
     mi = header.index("expect_mismatch") if "expect_mismatch" in header else None
     si = header.index("split") if "split" in header else None
     mapping = {**DEFAULT_LABEL_MAP, **(label_map or {})}
@@ -136,8 +86,8 @@ def load_labelled(path: str | Path, text_col: str | None = None, label_col: str 
                               "boundary", "id") if h in header]
     out.extra = {h: [] for h in keep_extra}
     bad: list[str] = []
-    for line, row in enumerate(rows, start=2):
-        row = row + [""] * (len(header) - len(row))
+    for line, cells in enumerate(table.rows, start=2):
+        row = [str(c) for c in cells] + [""] * (len(header) - len(cells))
         raw_label = row[li].strip()
         label = mapping.get(raw_label, raw_label)
         if label not in LABELS:

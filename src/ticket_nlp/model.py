@@ -45,7 +45,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "use_chars": True,
     "char_negated": "mask",  # or "keep": char n-grams of negated words too
     "classifier": "linearsvc",  # or "logreg"
-    "C": 0.5,
+    "C": 1.0,
     "class_weight": "balanced",
     "calibration": "sigmoid",  # CalibratedClassifierCV method
     "calibration_cv": 5,

@@ -25,8 +25,8 @@ from ticket_nlp.text import normalize_text
 VARIANTS: dict[str, dict[str, Any]] = {
     "words+chars linearsvc, sigmoid": {},
     "words+chars linearsvc, isotonic": {"calibration": "isotonic"},
+    "words+chars linearsvc, C=0.5": {"C": 0.5},
     "words+chars linearsvc, C=0.2": {"C": 0.2},
-    "words+chars linearsvc, C=1": {"C": 1.0},
     "words+chars logreg, sigmoid": {"classifier": "logreg", "C": 10.0},
     "words only linearsvc": {"use_chars": False},
     "chars keep negated words": {"char_negated": "keep"},
