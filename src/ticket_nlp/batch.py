@@ -104,7 +104,6 @@ class Writer:
             self.ws = self.book.create_sheet("scored")
             self.ws.append(header)
         else:
-            self.rows: list[list[Any]] = []
             self.pq_writer = None
 
     def append(self, rows: list[list[Any]]) -> None:
@@ -123,10 +122,9 @@ class Writer:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        columns = {h: [None if r[i] == "" else str(r[i]) if not isinstance(r[i], bool | int | float) else r[i]
-                       for r in rows] for i, h in enumerate(self.header)}
-        table = pa.table({h: pa.array([None if v is None else str(v) for v in col], pa.string())
-                          for h, col in columns.items()})
+        # every column as text: exports mix types within a column, and "" means missing
+        table = pa.table({h: pa.array([None if r[i] in ("", None) else str(r[i]) for r in rows], pa.string())
+                          for i, h in enumerate(self.header)})
         if self.pq_writer is None:
             self.pq_writer = pq.ParquetWriter(self.partial, table.schema)
         self.pq_writer.write_table(table)
