@@ -51,6 +51,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "calibration_cv": 5,
 }
 EVIDENCE_TERMS = 5
+EVIDENCE_MIN_SHARE = 0.15  # spans weaker than this share of the strongest one are noise to a reader
+FUNCTION_CHARS = tuple("的了有都就也还是很太在我你他她它这那个们吧吗呢啊呀哦嘛着过和与及或把被给让到说要会能就又再才")
 
 
 def build_pipeline(params: dict[str, Any] | None = None) -> Pipeline:
@@ -274,26 +276,29 @@ class Classifier:
         # What pushes toward a label is its weight relative to the other labels' mean weight.
         self._push = coef - (coef.sum(axis=0, keepdims=True) - coef) / (len(LABELS) - 1)
         self._feature_names = self.pipeline.named_steps["features"].get_feature_names_out()
-        self._n_word_features = len(dict(self.pipeline.named_steps["features"].transformer_list)["words"].vocabulary_)
+        # features worth showing a person: not a lone function character (了, 的, 有 …), a mark or a mask
+        self._shown = np.array([_feature_term(name)[0] not in ("", *FUNCTION_CHARS) for name in self._feature_names])
         self._terms: dict[int, tuple[str, bool]] = {}
 
     def _top_features(self, blocks: list[sp.csr_matrix], best: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per row, the word features that pushed hardest toward its predicted label (columns,
-        weights), for the whole batch at once. Evidence uses words (and word pairs) only: they are
-        what an agent reads, and the char n-grams inside them would repeat the same spans."""
-        words = blocks[0]
-        if words.shape[1] != self._n_word_features:  # the Pipeline fallback stacks both blocks
-            words = words[:, : self._n_word_features].tocsr()
-        n_rows = words.shape[0]
-        rows = np.repeat(np.arange(n_rows), np.diff(words.indptr))
-        contrib = words.data * self._push[best[rows], words.indices]
-        positive = contrib > 0
-        rows, cols, weights = rows[positive], words.indices[positive], contrib[positive]
+        """Per row, the features (words, word pairs, char n-grams) that pushed hardest toward its
+        predicted label, as (columns, weights), computed for the whole batch at once."""
+        n_rows = blocks[0].shape[0]
+        rows_parts, cols_parts, weight_parts, offset = [], [], [], 0
+        for block in blocks:  # word block then char block, as the FeatureUnion stacks them
+            rows = np.repeat(np.arange(n_rows), np.diff(block.indptr))
+            contrib = block.data * self._push[best[rows], block.indices + offset]
+            keep = (contrib > 0) & self._shown[block.indices + offset]
+            rows_parts.append(rows[keep])
+            cols_parts.append(block.indices[keep] + offset)
+            weight_parts.append(contrib[keep])
+            offset += block.shape[1]
+        rows, cols, weights = map(np.concatenate, (rows_parts, cols_parts, weight_parts))
         # one sort: by row, strongest first within a row (weight/(1+weight) lies in (0, 1))
         order = np.argsort(rows - weights / (1 + weights), kind="stable")
         rows, cols, weights = rows[order], cols[order], weights[order]
         bounds = np.searchsorted(rows, np.arange(n_rows + 1))
-        k = EVIDENCE_TERMS + 2
+        k = EVIDENCE_TERMS * 2
         return [(cols[lo:min(lo + k, hi)], weights[lo:min(lo + k, hi)])
                 for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
 
@@ -314,14 +319,15 @@ class Classifier:
                 spans.append([index[start], index[end - 1] + 1, weight])
         merged: list[list[float]] = []
         for start, end, weight in sorted(spans):
-            if merged and start <= merged[-1][1]:
+            if merged and start < merged[-1][1]:  # overlapping, not merely adjacent
                 merged[-1][1] = max(merged[-1][1], end)
                 merged[-1][2] += weight
             else:
                 merged.append([start, end, weight])
         merged.sort(key=lambda s: -s[2])
+        floor = merged[0][2] * EVIDENCE_MIN_SHARE if merged else 0
         return [Evidence(original[int(s):int(e)], round(w, 4), int(s), int(e))
-                for s, e, w in merged[:EVIDENCE_TERMS]]
+                for s, e, w in merged[:EVIDENCE_TERMS] if w >= floor]
 
 
 def _feature_term(feature: str) -> tuple[str, bool]:
