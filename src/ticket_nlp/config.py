@@ -61,3 +61,21 @@ METADATA_FILE = "metadata.json"
 MIN_CONTENT_CHARS = 2
 # Descriptions longer than this are cut before scoring (exports sometimes paste whole chat logs).
 MAX_TEXT_CHARS = 2000
+
+# --- experiment tracking (MLflow) -----------------------------------------------------------------
+# Registered model name and the alias the API and batch scoring load (models:/ticket-nlp@champion).
+REGISTERED_MODEL = "ticket-nlp"
+CHAMPION_ALIAS = "champion"
+# The pyfunc model's name inside a run: runs:/<run_id>/model.
+RUN_MODEL_NAME = "model"
+
+
+def tracking_uri() -> str:
+    """A team server when MLFLOW_TRACKING_URI says so, else a SQLite file in the working directory
+    (MLflow 3's own default), so a laptop needs no server to compare runs."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+
+
+def experiment_name() -> str:
+    """One experiment holds every training run, so `mlflow ui` compares them side by side."""
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or "ticket-nlp"

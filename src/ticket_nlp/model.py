@@ -131,6 +131,33 @@ class ArtifactError(RuntimeError):
     """The model directory is missing, changed since training, or not ours."""
 
 
+MODEL_URI_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
+PYFUNC_ARTIFACT = "model_dir"  # the key of the model directory among a pyfunc model's artifacts
+
+
+def is_model_uri(path: str | Path) -> bool:
+    return isinstance(path, str) and path.startswith(MODEL_URI_SCHEMES)
+
+
+def resolve_model_uri(uri: str) -> Path:
+    """Download an MLflow model (the pyfunc ``train`` logs) and return its model directory.
+    mlflow is imported here only, so loading a plain directory stays fast."""
+    import mlflow
+
+    from ticket_nlp.config import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except Exception as err:  # MlflowException, missing run/alias, unreachable server
+        raise ArtifactError(f"cannot fetch model {uri} from {tracking_uri()}: {err}") from err
+    # the pyfunc keeps the model directory under artifacts/<its original directory name>
+    for candidate in (local, *sorted((local / "artifacts").glob("*/"))):
+        if (candidate / METADATA_FILE).exists() and (candidate / MODEL_FILE).exists():
+            return candidate
+    raise ArtifactError(f"{uri} is not a ticket-nlp model (no {MODEL_FILE} + {METADATA_FILE} in it or its artifacts)")
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -159,8 +186,14 @@ class Classifier:
     # loading and saving
     @classmethod
     def load(cls, path: str | Path | None = None, reasons: ReasonMap | None = None) -> Classifier:
-        """Load a model directory written by ``ticket-nlp train``, checking its sha256 first."""
-        directory = Path(path) if path else model_dir()
+        """Load a model directory written by ``ticket-nlp train``, checking its sha256 first.
+
+        ``path`` may also be an MLflow model URI (``runs:/<run_id>/model``, ``models:/ticket-nlp@champion``):
+        the model's files are downloaded and loaded the same way."""
+        if isinstance(path, str) and is_model_uri(path):
+            directory = resolve_model_uri(path)
+        else:
+            directory = Path(path) if path else model_dir()
         meta_path, model_path = directory / METADATA_FILE, directory / MODEL_FILE
         if not meta_path.exists() or not model_path.exists():
             raise ArtifactError(

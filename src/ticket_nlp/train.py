@@ -58,7 +58,8 @@ def ensure_splits(data: LabelledSet, seed: int = 13) -> LabelledSet:
     return data
 
 
-def choose_mismatch_threshold(clf: Classifier, valid: LabelledSet) -> tuple[float, dict[str, float]]:
+def choose_mismatch_threshold(clf: Classifier, valid: LabelledSet,
+                              target: float = MISMATCH_PRECISION) -> tuple[float, dict[str, float]]:
     """Lowest confidence at which mismatch flags on ``valid`` reach the target precision."""
     if not valid.claimed or not any(valid.claimed):
         return DEFAULT_MISMATCH_THRESHOLD, {}
@@ -71,7 +72,7 @@ def choose_mismatch_threshold(clf: Classifier, valid: LabelledSet) -> tuple[floa
     truth = np.array([e == 1 for e in expected])
     for t in np.arange(0.30, 0.99, 0.01):
         flags = candidates & (conf >= t)
-        if flags.sum() and truth[flags].mean() >= MISMATCH_PRECISION:
+        if flags.sum() and truth[flags].mean() >= target:
             return round(float(t), 2), {"precision": float(truth[flags].mean()),
                                         "recall": float(flags[truth].mean()) if truth.any() else 0.0}
     return DEFAULT_MISMATCH_THRESHOLD, {}
@@ -101,8 +102,10 @@ def compare_variants(train: LabelledSet, valid: LabelledSet, base: dict[str, Any
 
 
 def train(data: LabelledSet, params: dict[str, Any] | None = None, compare: bool = True,
-          reasons: ReasonMap | None = None, log=print) -> Classifier:
-    """The whole training stage; returns a Classifier whose metadata records how it was made."""
+          reasons: ReasonMap | None = None, log=print, review_precision: float = REVIEW_PRECISION,
+          mismatch_precision: float = MISMATCH_PRECISION) -> Classifier:
+    """The whole training stage; returns a Classifier whose metadata records how it was made.
+    The precision targets come from an experiment config (``thresholds``) when one is given."""
     data = ensure_splits(data)
     train_set, valid, test = data.split("train"), data.split("valid"), data.split("test")
     if not len(train_set) or not len(valid):
@@ -122,8 +125,8 @@ def train(data: LabelledSet, params: dict[str, Any] | None = None, compare: bool
     pipeline, seconds = fit_variant(train_set, base)
     clf = Classifier(pipeline, {}, reasons)
     proba = clf.predict_proba(valid.texts)
-    clf.review_thresholds = choose_review_thresholds(proba, valid.labels, REVIEW_PRECISION)
-    clf.mismatch_threshold, mismatch_at = choose_mismatch_threshold(clf, valid)
+    clf.review_thresholds = choose_review_thresholds(proba, valid.labels, review_precision)
+    clf.mismatch_threshold, mismatch_at = choose_mismatch_threshold(clf, valid, mismatch_precision)
     trained_at = datetime.now(UTC)
     clf.metadata = {
         "name": "ticket-nlp",
@@ -136,8 +139,8 @@ def train(data: LabelledSet, params: dict[str, Any] | None = None, compare: bool
         "data": {"source": data.source, "sha256": data.sha256, "rows": len(data),
                  "train": len(train_set), "valid": len(valid), "test": len(test)},
         "thresholds": {"review": clf.review_thresholds, "mismatch": clf.mismatch_threshold,
-                       "review_precision_target": REVIEW_PRECISION,
-                       "mismatch_precision_target": MISMATCH_PRECISION,
+                       "review_precision_target": review_precision,
+                       "mismatch_precision_target": mismatch_precision,
                        "mismatch_on_valid": mismatch_at},
         "train_seconds": round(seconds, 1),
         "versions": {"ticket_nlp": __version__, "scikit_learn": sklearn.__version__,
