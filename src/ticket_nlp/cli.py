@@ -20,7 +20,8 @@ DataOpt = Annotated[list[Path] | None, typer.Option("--data", help="Labelled CSV
 TextCol = Annotated[str | None, typer.Option("--text-col", help="Column holding the description.")]
 LabelCol = Annotated[str | None, typer.Option("--label-col", help="Column holding the label.")]
 ClaimCol = Annotated[str | None, typer.Option("--claimed-col", help="Column holding the claimed reason.")]
-ModelOpt = Annotated[Path | None, typer.Option("--model", help="Model directory (default: what `train` wrote).")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", help="Model directory (default: what `train` wrote) or MLflow URI (models:/ticket-nlp@champion, runs:/ID/model).")]
 
 
 def _parse_label_map(items: list[str] | None) -> dict[str, str]:
@@ -44,7 +45,7 @@ def _load_data(paths: list[Path] | None, text_col, label_col, claimed_col, label
     return parts[0] if len(parts) == 1 else LabelledSet.concat(parts)
 
 
-def _load_model(path: Path | None):
+def _load_model(path: str | None):
     from ticket_nlp.model import ArtifactError, Classifier
 
     try:
@@ -52,6 +53,31 @@ def _load_model(path: Path | None):
     except ArtifactError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Experiment config YAML (configs/*.yaml); CLI flags override it.")]
+EvalOpt = Annotated[list[Path] | None, typer.Option("--eval", help="Extra labelled file to measure on (all rows); repeatable.")]
+
+
+def _load_config(path: Path | None):
+    from ticket_nlp.experiment import ConfigError, ExperimentConfig, load_config
+
+    if path is None:
+        return ExperimentConfig()
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+
+
+def _eval_sets(paths: list[Path] | None) -> dict:
+    """Extra evaluation sets by file stem (realdev.tsv -> realdev), every row of each."""
+    sets = {}
+    for p in paths or []:
+        data = _load_data([p], None, None, None, None)
+        sets[p.stem] = data
+    return sets
 
 
 @app.command()
@@ -62,14 +88,28 @@ def train(
     label_col: LabelCol = None,
     claimed_col: ClaimCol = None,
     label_map: Annotated[list[str] | None, typer.Option("--label-map", help="THEIRS=OURS label name, repeatable.")] = None,
-    compare: Annotated[bool, typer.Option(help="Compare pipeline variants on valid and keep the best.")] = True,
+    compare: Annotated[bool | None, typer.Option(
+        "--compare/--no-compare",
+        help="Compare pipeline variants on valid and keep the best (default: on, or the config's `compare`).")] = None,
+    config: ConfigOpt = None,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log the run to MLflow (off for offline use).")] = True,
+    eval_files: EvalOpt = None,
+    run_name: Annotated[str | None, typer.Option("--run-name", help="MLflow run name (default: the config's name).")] = None,
 ) -> None:
-    """Train on the shipped corpus (or your own labelled export) and write the model."""
+    """Train on the shipped corpus (or your own labelled export), write the model, and log an MLflow run."""
     from ticket_nlp.train import train as run_training
 
-    dataset = _load_data(data, text_col, label_col, claimed_col, _parse_label_map(label_map))
+    cfg = _load_config(config)
+    mapping = {**cfg.data.label_map, **_parse_label_map(label_map)}
+    dataset = _load_data(data or cfg.data.paths or None, text_col or cfg.data.text_col, label_col or cfg.data.label_col,
+                         claimed_col or cfg.data.claimed_col, mapping)
+    extra = _eval_sets(eval_files)
+    if compare is None:
+        compare = cfg.compare if cfg.compare is not None else config is None
     try:
-        clf = run_training(dataset, compare=compare, log=console.print)
+        clf = run_training(dataset, params=cfg.params, compare=compare, log=console.print,
+                           review_precision=cfg.thresholds["review_precision"],
+                           mismatch_precision=cfg.thresholds["mismatch_precision"])
     except ValueError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
@@ -79,6 +119,103 @@ def train(
     for split, figures in m.items():
         console.print(f"{split}: macro-F1 {figures['macro_f1']:.4f}, coverage {figures['coverage']:.3f}")
     console.print(f"model written to {target} (version {clf.version})")
+    if not track:
+        return
+    from ticket_nlp.config import tracking_uri
+    from ticket_nlp.tracking import log_training_run
+
+    try:
+        run_id = log_training_run(clf, dataset, target, cfg, eval_sets=extra, run_name=run_name)
+    except Exception as err:  # the model is written; say what failed and how to go on offline
+        console.print(f"[red]error:[/red] the model is written but logging to MLflow at {tracking_uri()} failed: "
+                      f"{err}\n(use --no-track offline)")
+        raise typer.Exit(1) from err
+    for name, part in extra.items():
+        console.print(f"{name}: macro-F1 {_quick_f1(clf, part):.4f} ({len(part)} rows)")
+    console.print(f"MLflow run {run_id} in {tracking_uri()}")
+    console.print(f"  compare runs:  mlflow ui --backend-store-uri {tracking_uri()}")
+    console.print(f"  promote it:    ticket-nlp promote {run_id}")
+
+
+def _quick_f1(clf, data) -> float:
+    from ticket_nlp.evaluate import label_metrics
+
+    return label_metrics(data.labels, [p.label for p in clf.predict(data.texts, explain=False)])["macro_f1"]
+
+
+@app.command()
+def tune(
+    config: Annotated[Path, typer.Option("--config", help="Config with a `grid` of params to search.")] = Path("configs/tune.yaml"),
+    data: DataOpt = None,
+    best_config: Annotated[Path | None, typer.Option("--best-config", help="Write the best point as a train config here.")] = None,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log the search to MLflow (nested runs).")] = True,
+) -> None:
+    """Search a config's grid on valid (each point a nested MLflow run) and report the best."""
+    from ticket_nlp.tune import best_config_yaml
+    from ticket_nlp.tune import tune as run_search
+
+    cfg = _load_config(config)
+    dataset = _load_data(data or cfg.data.paths or None, cfg.data.text_col, cfg.data.label_col,
+                         cfg.data.claimed_col, cfg.data.label_map)
+    try:
+        result = run_search(dataset, cfg, track=track, log=console.print)
+    except ValueError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    table = Table(title=f"{cfg.name}: {len(result.rows)} points, valid macro-F1")
+    for col in ("params", "valid macro-F1", "train s", "run"):
+        table.add_column(col)
+    for row in sorted(result.rows, key=lambda r: -r["valid_macro_f1"]):
+        mark = " (best)" if row is result.best else ""
+        table.add_row(json.dumps(row["params"], ensure_ascii=False) + mark, f"{row['valid_macro_f1']:.4f}",
+                      f"{row['train_seconds']:.1f}", row["run_id"] or "")
+    console.print(table)
+    console.print(f"best: {json.dumps(result.best['params'], ensure_ascii=False)} "
+                  f"valid macro-F1 {result.best['valid_macro_f1']:.4f}")
+    if result.parent_run_id:
+        console.print(f"MLflow parent run {result.parent_run_id}")
+    if best_config:
+        best_config.write_text(best_config_yaml(cfg, result.best), encoding="utf-8")
+        console.print(f"train it: ticket-nlp train --config {best_config}")
+
+
+@app.command()
+def promote(
+    run_id: Annotated[str, typer.Argument(help="MLflow run id printed by `ticket-nlp train`.")],
+    eval_files: EvalOpt = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Labelled file whose test split both models are scored on.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Move the alias even if the candidate is worse (tagged).")] = False,
+) -> None:
+    """Register a run's model as `ticket-nlp` and move @champion to it if it is at least as good."""
+    from ticket_nlp.config import CHAMPION_ALIAS, REGISTERED_MODEL
+    from ticket_nlp.registry import DECIDING_METRIC
+    from ticket_nlp.registry import promote as run_promotion
+
+    corpus = _load_data([data] if data else None, None, None, None, None)
+    sets = {"test": corpus.split("test") if corpus.splits else corpus, **_eval_sets(eval_files)}
+    try:
+        result = run_promotion(run_id, sets, force=force)
+    except Exception as err:  # unknown run, a run without a model, an unreachable store
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    table = Table(title=f"candidate {REGISTERED_MODEL} v{result.version} (run {run_id[:8]}) "
+                        f"vs @{CHAMPION_ALIAS} v{result.champion_version or '-'}")
+    for col in ("set", "metric", "champion", "candidate", "delta"):
+        table.add_column(col, justify="left" if col in ("set", "metric") else "right")
+    for row in result.table:
+        fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        delta = "-" if row["delta"] is None else f"{row['delta']:+.4f}"
+        name = f"[bold]{row['metric']}[/bold]" if row["metric"] == DECIDING_METRIC else row["metric"]
+        table.add_row(row["set"], name, fmt(row["champion"]), fmt(row["candidate"]), delta)
+    console.print(table)
+    console.print(f"deciding metric: {DECIDING_METRIC}, candidate must be >= champion on every set")
+    if result.promoted:
+        colour = "yellow" if result.forced else "green"
+        console.print(f"[{colour}]promoted[/{colour}]: {REGISTERED_MODEL} v{result.version} is @{CHAMPION_ALIAS} "
+                      f"({result.reason}); load it as models:/{REGISTERED_MODEL}@{CHAMPION_ALIAS}")
+    else:
+        console.print(f"[red]not promoted[/red]: {result.reason}. --force overrides (and tags the version).")
+        raise typer.Exit(1)
 
 
 def _print_report(title: str, report: dict) -> None:
@@ -208,7 +345,8 @@ def score(
             console.print(f"[red]error:[/red] {err}. Or pass --train-if-missing to train on the shipped corpus.")
             raise typer.Exit(2) from err
         console.print("no model yet: training on the shipped corpus (about a minute)")
-        train(data=None, out=None, text_col=None, label_col=None, claimed_col=None, label_map=None, compare=False)
+        train(data=None, out=None, text_col=None, label_col=None, claimed_col=None, label_map=None, compare=False,
+              config=None, track=False, eval_files=None, run_name=None)
         clf = Classifier.load()
     output = output or default_output(input_path)
     try:
