@@ -106,5 +106,5 @@ def load_labelled(path: str | Path, text_col: str | None = None, label_col: str 
     if bad:
         shown = "; ".join(bad[:20]) + (f"; … {len(bad) - 20} more" if len(bad) > 20 else "")
         raise DataError(f"{path}: {len(bad)} rows have a label outside {list(LABELS)} "
-                        f"(map them with --label-map): {shown}")
+                        f"(map them with --label-map, or data.label_map in a --config file): {shown}")
     return out

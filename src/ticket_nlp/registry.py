@@ -64,7 +64,9 @@ def _version_for_run(client, name: str, run_id: str) -> str:
         existing = []
     if existing:
         return str(max(int(v.version) for v in existing))
-    return str(mlflow.register_model(f"runs:/{run_id}/{RUN_MODEL_NAME}", name).version)
+    # the logged model's own URI (models:/m-…) when train recorded it; runs:/ resolves to it too
+    uri = client.get_run(run_id).data.tags.get("model_uri") or f"runs:/{run_id}/{RUN_MODEL_NAME}"
+    return str(mlflow.register_model(uri, name).version)
 
 
 def promote(run_id: str, eval_sets: dict[str, LabelledSet], force: bool = False,
@@ -81,6 +83,7 @@ def promote(run_id: str, eval_sets: dict[str, LabelledSet], force: bool = False,
     client.get_run(run_id)  # a clear MlflowException for an unknown run id
     candidate = Classifier.load(f"runs:/{run_id}/{RUN_MODEL_NAME}")
     champion_mv = _champion(client, name, alias)
+    champion_version = str(champion_mv.version) if champion_mv else None
     champion = Classifier.load(f"models:/{name}@{alias}") if champion_mv else None
 
     table: list[dict[str, Any]] = []
@@ -105,16 +108,16 @@ def promote(run_id: str, eval_sets: dict[str, LabelledSet], force: bool = False,
                                          f"{row['candidate']:.4f}")
     if champion_mv is not None and champion_mv.run_id == run_id:
         return Promotion(run_id, version, True, False, f"version {version} already holds @{alias}",
-                         champion_mv.version, table)
+                         champion_version, table)
     if champion is None:
         reason = f"no @{alias} yet: version {version} becomes the first"
         promoted = True
     elif better_everywhere:
-        reason = (f"{DECIDING_METRIC} at least the champion's (version {champion_mv.version}) on every set: "
+        reason = (f"{DECIDING_METRIC} at least the champion's (version {champion_version}) on every set: "
                   + ", ".join(eval_sets))
         promoted = True
     else:
-        reason = (f"{DECIDING_METRIC} below the champion's (version {champion_mv.version}) on "
+        reason = (f"{DECIDING_METRIC} below the champion's (version {champion_version}) on "
                   + ", ".join(r["set"] for r in table
                               if r["metric"] == DECIDING_METRIC and r["delta"] is not None and r["delta"] < 0))
         promoted = False
@@ -128,4 +131,4 @@ def promote(run_id: str, eval_sets: dict[str, LabelledSet], force: bool = False,
     else:
         client.set_model_version_tag(name, version, "promotion_refused", reason[:500])
     return Promotion(run_id, version, promoted or forced, forced, reason,
-                     champion_mv.version if champion_mv else None, table)
+                     champion_version, table)

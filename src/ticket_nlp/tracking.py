@@ -61,8 +61,9 @@ def log_pyfunc(model_path: Path, reasons: ReasonMap) -> str:
     artifacts = {PYFUNC_ARTIFACT: str(model_path)}
     if reasons.source and Path(reasons.source).is_file():
         artifacts["reasons"] = reasons.source
-    mlflow.pyfunc.log_model(name=RUN_MODEL_NAME, python_model=TicketNlpModel(), artifacts=artifacts,
+    info = mlflow.pyfunc.log_model(name=RUN_MODEL_NAME, python_model=TicketNlpModel(), artifacts=artifacts,
                             signature=signature(), input_example=INPUT_EXAMPLE, pip_requirements=_requirements())
+    mlflow.set_tag("model_uri", info.model_uri)
     return f"runs:/{mlflow.active_run().info.run_id}/{RUN_MODEL_NAME}"
 
 
