@@ -69,13 +69,11 @@ def log_pyfunc(model_path: Path, reasons: ReasonMap) -> str:
 
 # --- figures and tables --------------------------------------------------------------------------
 def confusion_figure(confusion: list[list[int]], title: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global backend switch, nothing to close
 
     cm = np.array(confusion)
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(LABELS)), LABELS, rotation=35, ha="right")
     ax.set_yticks(range(len(LABELS)), LABELS)
@@ -92,10 +90,7 @@ def confusion_figure(confusion: list[list[int]], title: str):
 
 def reliability_figure(confidence: np.ndarray, correct: np.ndarray, title: str, bins: int = 10):
     """Accuracy against confidence per bin: the bars sit on the diagonal when calibrated."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     edges = np.linspace(0, 1, bins + 1)
     centers, accuracy, counts = [], [], []
@@ -105,7 +100,8 @@ def reliability_figure(confidence: np.ndarray, correct: np.ndarray, title: str, 
             centers.append((lo + hi) / 2)
             accuracy.append(correct[inside].mean())
             counts.append(int(inside.sum()))
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], "--", color="grey", label="calibrated")
     ax.bar(centers, accuracy, width=1 / bins * 0.9, alpha=0.7, label="accuracy in bin")
     for x, y, n in zip(centers, accuracy, counts, strict=True):
@@ -234,9 +230,6 @@ def log_training_run(clf: Classifier, data: LabelledSet, model_path: Path, confi
             mlflow.log_artifact(clf.reasons.source, "claimed_reasons")
         mlflow.log_dict(meta, "metadata.json")
         log_pyfunc(Path(model_path), clf.reasons)
-        import matplotlib.pyplot as plt
-
-        plt.close("all")
         return run.info.run_id
 
 
