@@ -35,7 +35,7 @@ def predictions_frame(preds: list[Prediction]) -> pd.DataFrame:
             "needs_review": bool(p.needs_review),
             **{f"prob_{lab}": float(p.probabilities[lab]) for lab in LABELS},
             "mismatch": p.mismatch.status,
-            "claimed_label": p.mismatch.claimed_label,
+            "claimed_label": p.mismatch.claimed_label or "",  # "" not None: NaN is not JSON
             "severity": p.mismatch.severity,
             "evidence": json.dumps([{"term": e.term, "weight": e.weight, "start": e.start, "end": e.end}
                                     for e in p.evidence], ensure_ascii=False),
@@ -78,7 +78,7 @@ def signature():
     inputs = Schema([ColSpec("string", "text"), ColSpec("string", "claimed_reason", required=False)])
     outputs = Schema([ColSpec("string", "label"), ColSpec("double", "confidence"), ColSpec("boolean", "needs_review"),
                       *(ColSpec("double", f"prob_{lab}") for lab in LABELS),
-                      ColSpec("string", "mismatch"), ColSpec("string", "claimed_label", required=False),
+                      ColSpec("string", "mismatch"), ColSpec("string", "claimed_label"),
                       ColSpec("string", "severity"), ColSpec("string", "evidence")])
     return ModelSignature(inputs, outputs, ParamSchema([ParamSpec("explain", "boolean", True)]))
 
