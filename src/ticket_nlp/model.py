@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,7 @@ PYFUNC_ARTIFACT = "model_dir"  # the key of the model directory among a pyfunc m
 
 
 def is_model_uri(path: str | Path) -> bool:
-    return isinstance(path, str) and path.startswith(MODEL_URI_SCHEMES)
+    return str(path).startswith(MODEL_URI_SCHEMES)
 
 
 def resolve_model_uri(uri: str) -> Path:
@@ -188,12 +189,10 @@ class Classifier:
     def load(cls, path: str | Path | None = None, reasons: ReasonMap | None = None) -> Classifier:
         """Load a model directory written by ``ticket-nlp train``, checking its sha256 first.
 
-        ``path`` may also be an MLflow model URI (``runs:/<run_id>/model``, ``models:/ticket-nlp@champion``):
-        the model's files are downloaded and loaded the same way."""
-        if isinstance(path, str) and is_model_uri(path):
-            directory = resolve_model_uri(path)
-        else:
-            directory = Path(path) if path else model_dir()
+        ``path`` (or ``TICKET_NLP_MODEL``) may also be an MLflow model URI (``runs:/<run_id>/model``,
+        ``models:/ticket-nlp@champion``): the model's files are downloaded and loaded the same way."""
+        raw = str(path) if path else os.environ.get("TICKET_NLP_MODEL") or str(model_dir())
+        directory = resolve_model_uri(raw) if is_model_uri(raw) else Path(raw)
         meta_path, model_path = directory / METADATA_FILE, directory / MODEL_FILE
         if not meta_path.exists() or not model_path.exists():
             raise ArtifactError(

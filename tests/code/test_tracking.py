@@ -101,9 +101,11 @@ def test_served_input_example_scores(tracked_run):
     assert out["mismatch"][0] == "mismatch" and out["severity"][0] == "high"
 
 
-def test_classifier_loads_run_uris(tracked_run, clf):
+def test_classifier_loads_run_uris(tracked_run, clf, monkeypatch):
     loaded = Classifier.load(f"runs:/{tracked_run}/model")
     assert loaded.version == clf.version
+    monkeypatch.setenv("TICKET_NLP_MODEL", f"runs:/{tracked_run}/model")  # how the API and batch default
+    assert Classifier.load().version == clf.version
     assert [p.label for p in loaded.predict(["袖口开线了", "快递一周才到"])] == ["quality_defect", "logistics"]
     with pytest.raises(ArtifactError, match="cannot fetch model"):
         Classifier.load("runs:/0123456789abcdef0123456789abcdef/model")
