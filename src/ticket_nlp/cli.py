@@ -256,5 +256,36 @@ def reasons() -> None:
     console.print(table)
 
 
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind (0.0.0.0 for all).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="Processes; one per core suits this CPU-bound API.")] = 1,
+    model: Annotated[str | None, typer.Option("--model", help="Model directory or MLflow URI (models:/ticket-nlp@champion).")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Serve the real-time API (and the agent console) with uvicorn."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    from ticket_nlp.api import WORKERS_ENV, log_config
+
+    source = model or os.environ.get("TICKET_NLP_MODEL") or str(model_dir())
+    if "://" not in source and ":/" not in source:  # a directory: fail here, not in every worker
+        _load_model(Path(source))
+    os.environ["TICKET_NLP_MODEL"] = source
+    os.environ[WORKERS_ENV] = str(workers)
+    os.environ["TICKET_NLP_LOG_LEVEL"] = log_level
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics sums the workers' counters through files in this directory
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ticket-nlp-metrics-")
+    console.print(f"serving {source} on http://{host}:{port} ({workers} worker(s)); docs at /docs")
+    uvicorn.run("ticket_nlp.api:create_app", factory=True, host=host, port=port, workers=workers,
+                log_config=log_config(log_level), access_log=False, timeout_graceful_shutdown=10)
+
+
 if __name__ == "__main__":
     app()

@@ -7,6 +7,7 @@ can be moved with an environment variable so a deployment does not need code cha
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -61,3 +62,37 @@ METADATA_FILE = "metadata.json"
 MIN_CONTENT_CHARS = 2
 # Descriptions longer than this are cut before scoring (exports sometimes paste whole chat logs).
 MAX_TEXT_CHARS = 2000
+
+
+# --- the API (ticket-nlp serve) -------------------------------------------------------------------
+# A batch request holds at most this many tickets: 1,000 texts answer in well under a second.
+MAX_BATCH_ITEMS = 1000
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """What an operator can set for the API, all from the environment (see serve/README.md)."""
+
+    model: str = "models/ticket-classifier"  # a model directory or an MLflow model URI
+    api_keys: frozenset[str] = frozenset()  # empty: no authentication (loopback/dev use)
+    max_body_bytes: int = 8 * 1024 * 1024  # 1,000 texts of 2,000 CJK characters is 6 MB of UTF-8
+    cors_origins: tuple[str, ...] = ()  # CORS is off unless origins are listed
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls) -> ApiSettings:
+        keys = {k.strip() for k in os.environ.get("TICKET_NLP_API_KEYS", "").split(",") if k.strip()}
+        key_file = os.environ.get("TICKET_NLP_API_KEYS_FILE")
+        if key_file:  # one key per line; blank lines and # comments ignored
+            for line in Path(key_file).read_text(encoding="utf-8").splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    keys.add(line)
+        origins = tuple(o.strip() for o in os.environ.get("TICKET_NLP_CORS_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            model=os.environ.get("TICKET_NLP_MODEL", str(model_dir())),
+            api_keys=frozenset(keys),
+            max_body_bytes=int(os.environ.get("TICKET_NLP_MAX_BODY_BYTES", cls.max_body_bytes)),
+            cors_origins=origins,
+            log_level=os.environ.get("TICKET_NLP_LOG_LEVEL", "info").lower(),
+        )
