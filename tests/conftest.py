@@ -106,6 +106,8 @@ def api_server(model_dir, tmp_path_factory):
         "TICKET_NLP_CORS_ORIGINS": CORS_ORIGIN,
         "TICKET_NLP_MAX_BODY_BYTES": str(512 * 1024),
         "TICKET_NLP_FEEDBACK_DB": f"sqlite:///{tmp / 'feedback.db'}",
+        "TICKET_NLP_JOBS_DIR": str(tmp / "jobs"),
+        "TICKET_NLP_MAX_UPLOAD_BYTES": str(2 * 1024 * 1024),
     })
     yield server
     stop_server(server)

@@ -1,4 +1,6 @@
-"""The real-time API: one ticket in, label, mismatch and evidence out, in milliseconds.
+"""The real-time API: one ticket in, label, mismatch and evidence out, in milliseconds. The same
+app serves the agent console (``/``), its corrections (``/v1/feedback``) and export uploads
+(``/v1/jobs``).
 
 ``create_app()`` builds the FastAPI app from ``ApiSettings`` (environment); ``ticket-nlp serve``
 runs it under uvicorn. The classifier is held by a ``ModelHolder`` and injected into handlers as a
@@ -26,12 +28,13 @@ import time
 import uuid
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Request, Security
+from fastapi import APIRouter, Body, Depends, FastAPI, File, Form, Query, Request, Security, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -47,14 +50,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
 
 from ticket_nlp import __version__
 from ticket_nlp.config import LABELS, LABELS_ZH, MAX_BATCH_ITEMS, MAX_TEXT_CHARS, ApiSettings
+from ticket_nlp.feedback import FeedbackError, FeedbackStore
+from ticket_nlp.jobs import UPLOAD_FORMATS, JobError, JobStore
 from ticket_nlp.model import Classifier, Prediction
 from ticket_nlp.text import mask_pii
 
 log = logging.getLogger("ticket_nlp.api")
 
+STATIC_DIR = Path(__file__).resolve().parent / "static"  # the console page and its assets
 # ``ticket-nlp serve --workers N`` sets this so a worker knows a uvicorn supervisor can replace it.
 WORKERS_ENV = "TICKET_NLP_WORKERS"
 
@@ -175,6 +182,52 @@ class ReloadResponse(BaseModel):
     source: str
 
 
+class FeedbackRequest(BaseModel):
+    """An agent's verdict on one prediction: right (correct_label == predicted) or the right label."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"text": "收到就发现袖口开线了", "claimed_reason": "七天无理由退货", "predicted": "quality_defect",
+         "correct_label": "quality_defect", "ticket_id": "AS-1001", "agent": "小王"},
+    ]})
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    claimed_reason: str | None = Field(None, max_length=200)
+    predicted: Label
+    correct_label: Label
+    ticket_id: str | None = Field(None, max_length=128)
+    agent: str | None = Field(None, max_length=100)
+    model_version: str | None = Field(None, max_length=64)
+
+
+class FeedbackAck(BaseModel):
+    id: int
+    created_at: str
+
+
+class FeedbackItem(FeedbackRequest):
+    id: int
+    created_at: str
+    correct_label_zh: str
+
+
+class FeedbackList(BaseModel):
+    count: int = Field(description="All corrections stored.")
+    items: list[FeedbackItem] = Field(description="The newest first.")
+
+
+class JobOut(BaseModel):
+    id: str
+    filename: str
+    status: Literal["queued", "running", "done", "failed"]
+    progress: float = Field(description="Share of the file read, 0 to 1.")
+    rows_done: int
+    error: str | None
+    created_at: str
+    result_url: str | None = Field(description="The scored file (same format as the upload), once done.")
+    report_url: str | None = Field(description="The HTML report, once done.")
+    summary: dict[str, Any] | None = Field(description="Rows per label, mismatch rate, rows needing review …")
+
+
 class ErrorBody(BaseModel):
     status: int
     code: str
@@ -191,7 +244,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in ((401, "Missing or wrong X-API-Key."), (413, "Request body over the limit."),
                        (422, "Invalid request; the message names the field and the limit."),
-                       (503, "No model loaded."))
+                       (503, "No model loaded, or the feedback store is unreachable."))
 }
 
 
@@ -202,7 +255,7 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details
 
 
-HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 409: "not_ready",
               413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_request", 503: "unavailable"}
 
 
@@ -325,8 +378,8 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 class RequestContext:
     """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on a millisecond budget)."""
 
-    def __init__(self, app, max_body_bytes: int):
-        self.app, self.max_body_bytes = app, max_body_bytes
+    def __init__(self, app, max_body_bytes: int, max_upload_bytes: int):
+        self.app, self.max_body_bytes, self.max_upload_bytes = app, max_body_bytes, max_upload_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -344,7 +397,8 @@ class RequestContext:
                 MutableHeaders(scope=message).append("x-request-id", request_id)
             await send(message)
 
-        limit, received = self.max_body_bytes, 0
+        limit = self.max_upload_bytes if scope["path"] == "/v1/jobs" else self.max_body_bytes
+        received = 0
         declared = headers.get(b"content-length", b"")
         try:
             if declared.isdigit() and int(declared) > limit:
@@ -417,7 +471,20 @@ async def get_classifier(request: Request) -> Classifier:
     return clf
 
 
+async def get_feedback(request: Request) -> FeedbackStore:
+    store = request.app.state.feedback
+    if store is None:
+        raise ApiError(503, "feedback_unavailable", "the feedback store is not reachable; nothing was stored")
+    return store
+
+
+async def get_jobs(request: Request) -> JobStore:
+    return request.app.state.jobs
+
+
 ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
+FeedbackDep = Annotated[FeedbackStore, Depends(get_feedback)]
+JobsDep = Annotated[JobStore, Depends(get_jobs)]
 ModelsDep = Annotated[ModelHolder, Depends(get_models)]
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -512,6 +579,89 @@ async def reload_model(models: ModelsDep) -> dict[str, Any]:
             "source": models.source}
 
 
+@v1.post("/feedback", response_model=FeedbackAck, status_code=201, tags=["feedback"],
+         summary="Record an agent's correction")
+async def add_feedback(body: FeedbackRequest, store: FeedbackDep) -> dict[str, Any]:
+    """Stored in one transaction; 201 means it is committed and will be in `ticket-nlp feedback export`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return await run_in_threadpool(store.add, body.model_dump())
+    except FeedbackError as err:
+        raise ApiError(422, "invalid_request", str(err)) from err
+    except SQLAlchemyError as err:
+        log.error("feedback not stored", extra={"fields": {"error": type(err).__name__}})
+        raise ApiError(503, "feedback_unavailable", "the feedback store failed; nothing was stored, retry") from err
+
+
+@v1.get("/feedback", response_model=FeedbackList, tags=["feedback"], summary="Recent corrections")
+async def list_feedback(store: FeedbackDep,
+                        limit: Annotated[int, Query(ge=1, le=500, description="How many, newest first.")] = 20
+                        ) -> dict[str, Any]:
+    count, items = await run_in_threadpool(lambda: (store.count(), store.recent(limit)))
+    return {"count": count, "items": items}
+
+
+def job_view(job: dict[str, Any]) -> dict[str, Any]:
+    done = job["status"] == "done"
+    return {**job, "result_url": f"/v1/jobs/{job['id']}/result" if done else None,
+            "report_url": f"/v1/jobs/{job['id']}/report" if done else None}
+
+
+def _job(jobs: JobStore, job_id: str) -> dict[str, Any]:
+    try:
+        return jobs.get(job_id)
+    except KeyError:
+        raise ApiError(404, "not_found", f"no upload job {job_id[:40]!r}") from None
+
+
+@v1.post("/jobs", response_model=JobOut, status_code=202, tags=["jobs"], summary="Score an uploaded export")
+async def create_job(file: Annotated[UploadFile, File(description=f"An export: {', '.join(UPLOAD_FORMATS)}")],
+                     clf: ClassifierDep, jobs: JobsDep,
+                     text_col: Annotated[str | None, Form(max_length=200)] = None,
+                     reason_col: Annotated[str | None, Form(max_length=200)] = None) -> dict[str, Any]:
+    """Scored in the background like `ticket-nlp score`; poll the job, then download the result."""
+    try:
+        job = await run_in_threadpool(jobs.create, file.filename or "", file.file)
+    except JobError as err:
+        raise ApiError(422, "invalid_request", str(err)) from err
+    jobs.submit(job["id"], clf, text_col or None, reason_col or None)
+    return job_view(job)
+
+
+JOB_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such job."},
+    409: {"model": ErrorResponse, "description": "The job has not finished (or failed)."},
+}
+
+
+@v1.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"], summary="An upload job's progress",
+        responses=JOB_ERRORS)
+async def get_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
+    return job_view(_job(jobs, job_id))
+
+
+def _finished(jobs: JobStore, job_id: str) -> dict[str, Any]:
+    job = _job(jobs, job_id)
+    if job["status"] != "done":
+        raise ApiError(409, "not_ready", f"the job is {job['status']}" + (f": {job['error']}" if job["error"] else ""))
+    return job
+
+
+@v1.get("/jobs/{job_id}/result", tags=["jobs"], summary="Download the scored file",
+        response_class=FileResponse, responses={200: {"description": "The scored export."}, **JOB_ERRORS})
+async def job_result(job_id: str, jobs: JobsDep) -> FileResponse:
+    _finished(jobs, job_id)
+    return FileResponse(jobs.result_path(job_id), filename=jobs.result_name(job_id))
+
+
+@v1.get("/jobs/{job_id}/report", tags=["jobs"], summary="The job's HTML report",
+        response_class=HTMLResponse, responses={200: {"description": "The report page."}, **JOB_ERRORS})
+async def job_report(job_id: str, jobs: JobsDep) -> FileResponse:
+    _finished(jobs, job_id)
+    return FileResponse(jobs.report_path(job_id), media_type="text/html; charset=utf-8")
+
+
 # --- the app --------------------------------------------------------------------------------------
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """The app factory uvicorn calls (``ticket_nlp.api:create_app --factory``)."""
@@ -526,6 +676,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         try:
+            app.state.feedback = await run_in_threadpool(FeedbackStore, settings.feedback_db)
+        except Exception as err:  # the API still labels tickets; /v1/feedback answers 503
+            log.error("feedback store unavailable", extra={"fields": {"error": f"{type(err).__name__}: {err}"}})
+        try:
             clf = await run_in_threadpool(models.load)
             log.info("model loaded", extra={"fields": {"version": clf.version, "source": settings.model}})
         except Exception:  # keep serving /healthz; /readyz says 503 until a reload succeeds
@@ -536,6 +690,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         yield
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
+        app.state.jobs.shutdown()
+        if app.state.feedback is not None:
+            app.state.feedback.dispose()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
 
@@ -551,6 +708,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings, app.state.models = settings, models
+    app.state.feedback, app.state.jobs = None, JobStore(settings.jobs_dir)
     app.include_router(v1)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -572,11 +730,21 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def metrics() -> Response:
         return Response(metrics_payload(), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/", response_class=HTMLResponse, tags=["console"], summary="The agent console page")
+    async def console_page() -> HTMLResponse:
+        page = STATIC_DIR / "console.html"
+        if not page.exists():
+            raise ApiError(404, "not_found", "the console page is not installed")
+        return HTMLResponse(page.read_text(encoding="utf-8"))
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
                            expose_headers=["X-Request-ID"])
-    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes,
+                       max_upload_bytes=settings.max_upload_bytes)
     return app
 
 

@@ -257,6 +257,24 @@ def reasons() -> None:
 
 
 
+feedback_app = typer.Typer(no_args_is_help=True, help="Agents' corrections from the console and the API.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write, in the corpus format.")] = Path("corrections.csv"),
+    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: $TICKET_NLP_FEEDBACK_DB or sqlite:///feedback.db).")] = None,
+    split: Annotated[str, typer.Option("--split", help="Split the corrections join when you train on them.")] = "train",
+) -> None:
+    """Write every stored correction as training rows: `ticket-nlp train --data data/tickets.csv --data corrections.csv`."""
+    from ticket_nlp.feedback import FeedbackStore
+
+    store = FeedbackStore(db)
+    n = store.export(output, split=split)
+    console.print(f"{n:,} corrections -> {output} (split {split})")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to bind (0.0.0.0 for all).")] = "127.0.0.1",

@@ -7,6 +7,7 @@ can be moved with an environment variable so a deployment does not need code cha
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -41,6 +42,11 @@ def data_path() -> Path:
 def model_dir() -> Path:
     """Where `ticket-nlp train` writes and every other verb loads the model by default."""
     return _env_path("TICKET_NLP_MODEL", "models/ticket-classifier")
+
+
+def feedback_db_url() -> str:
+    """Where agents' corrections are stored: any SQLAlchemy URL (PostgreSQL in production)."""
+    return os.environ.get("TICKET_NLP_FEEDBACK_DB", "sqlite:///feedback.db")
 
 
 def reasons_path() -> Path:
@@ -78,6 +84,9 @@ class ApiSettings:
     max_body_bytes: int = 8 * 1024 * 1024  # 1,000 texts of 2,000 CJK characters is 6 MB of UTF-8
     cors_origins: tuple[str, ...] = ()  # CORS is off unless origins are listed
     log_level: str = "info"
+    feedback_db: str = "sqlite:///feedback.db"
+    jobs_dir: str = str(Path(tempfile.gettempdir()) / "ticket-nlp-jobs")  # shared by the workers
+    max_upload_bytes: int = 50 * 1024 * 1024  # an export uploaded from the console
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -95,4 +104,7 @@ class ApiSettings:
             max_body_bytes=int(os.environ.get("TICKET_NLP_MAX_BODY_BYTES", cls.max_body_bytes)),
             cors_origins=origins,
             log_level=os.environ.get("TICKET_NLP_LOG_LEVEL", "info").lower(),
+            feedback_db=feedback_db_url(),
+            jobs_dir=os.environ.get("TICKET_NLP_JOBS_DIR", cls.jobs_dir),
+            max_upload_bytes=int(os.environ.get("TICKET_NLP_MAX_UPLOAD_BYTES", cls.max_upload_bytes)),
         )
