@@ -281,8 +281,20 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     if exc.status_code == 400:  # FastAPI's "error parsing the body" (bytes that are not UTF-8 JSON)
         return error_response(_request_id(request), 422, "invalid_request", "the body is not valid UTF-8 JSON")
     message = exc.detail if isinstance(exc.detail, str) else HTTP_CODES.get(exc.status_code, "error")
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:  # every method the path has, not only the first route's
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return error_response(_request_id(request), exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"),
-                          message, headers=getattr(exc, "headers", None))
+                          message, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(request.url.path):
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -656,7 +668,7 @@ async def job_result(job_id: str, jobs: JobsDep) -> FileResponse:
 
 
 @v1.get("/jobs/{job_id}/report", tags=["jobs"], summary="The job's HTML report",
-        response_class=HTMLResponse, responses={200: {"description": "The report page."}, **JOB_ERRORS})
+        responses={200: {"description": "The report page.", "content": {"text/html": {}}}, **JOB_ERRORS})
 async def job_report(job_id: str, jobs: JobsDep) -> FileResponse:
     _finished(jobs, job_id)
     return FileResponse(jobs.report_path(job_id), media_type="text/html; charset=utf-8")

@@ -35,6 +35,17 @@ class JobError(ValueError):
     """An upload that cannot become a job (unsupported file type)."""
 
 
+def sniff_format(head: bytes) -> str:
+    """The format an extension-less upload is in: workbook (zip), Parquet, JSON lines, else CSV."""
+    if head.startswith(b"PK\x03\x04"):
+        return ".xlsx"
+    if head.startswith(b"PAR1"):
+        return ".parquet"
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return ".jsonl"
+    return ".csv"
+
+
 class JobStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -80,10 +91,17 @@ class JobStore:
 
     # lifecycle
     def create(self, filename: str, upload: BinaryIO) -> dict[str, Any]:
-        """Copy the upload into a new job directory; refuse file types batch scoring cannot read."""
+        """Copy the upload into a new job directory. A name without an extension (exports get
+        renamed) is read by its first bytes; a name with another extension is refused."""
         suffix = Path(filename or "").suffix.lower()
-        if suffix not in UPLOAD_FORMATS:
+        if suffix == ".xls":
+            raise JobError(f"file: {filename!r} is an old-style .xls workbook; save it as .xlsx or .csv")
+        if suffix and suffix not in UPLOAD_FORMATS:
             raise JobError(f"file: {filename!r} is not one of {', '.join(UPLOAD_FORMATS)}")
+        if not suffix:
+            suffix = sniff_format(upload.read(8))
+            upload.seek(0)
+            filename = f"{filename or 'upload'}{suffix}"
         self._clean_old()
         job_id = uuid.uuid4().hex
         directory = self.root / job_id

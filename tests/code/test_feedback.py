@@ -191,6 +191,12 @@ def test_upload_job_scores_the_export_and_serves_result_and_report(http):
 def test_upload_job_errors(http, api_server):
     r = http.post("/v1/jobs", files={"file": ("notes.docx", b"hello", "application/octet-stream")})
     assert r.status_code == 422 and ".xlsx" in r.json()["error"]["message"]
+    r = http.post("/v1/jobs", files={"file": ("old.xls", b"hello", "application/vnd.ms-excel")})
+    assert r.status_code == 422 and "save it as .xlsx" in r.json()["error"]["message"]
+    # a renamed export without an extension is read by its content
+    r = http.post("/v1/jobs", files={"file": ("export", "问题描述,申请原因\n袖口开线了,七天无理由退货\n".encode(), "text/csv")})
+    job = wait_for_job(http, r.json()["id"])
+    assert job["status"] == "done" and job["filename"] == "export.csv" and job["rows_done"] == 1
     r = http.post("/v1/jobs", files={"file": ("empty.csv", b"", "text/csv")})
     job = wait_for_job(http, r.json()["id"])
     assert job["status"] == "failed" and job["error"] and "empty.csv" in job["error"]
