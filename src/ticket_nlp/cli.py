@@ -302,7 +302,10 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ticket-nlp-metrics-")
     console.print(f"serving {source} on http://{host}:{port} ({workers} worker(s)); docs at /docs")
     uvicorn.run("ticket_nlp.api:create_app", factory=True, host=host, port=port, workers=workers,
-                log_config=log_config(log_level), access_log=False, timeout_graceful_shutdown=10)
+                log_config=log_config(log_level), access_log=False, timeout_graceful_shutdown=10,
+                # a new worker imports scikit-learn and loads the model before it answers the
+                # supervisor's ping; uvicorn's 5 s default kills it over and over on a busy machine
+                timeout_worker_healthcheck=60)
 
 
 if __name__ == "__main__":

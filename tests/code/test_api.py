@@ -259,3 +259,62 @@ def test_openapi_is_a_usable_contract(http):
     assert any("开线" in e["value"]["text"] for e in examples.values())
     assert "APIKeyHeader" in spec["components"]["securitySchemes"]
     assert spec["components"]["schemas"]["ClassifyResponse"]["properties"]["label"]["enum"] == list(LABELS)
+
+
+def _worker_pids(supervisor: int) -> set[int]:
+    try:
+        with open(f"/proc/{supervisor}/task/{supervisor}/children") as f:
+            children = f.read().split()
+    except OSError:
+        return set()
+    pids = set()
+    for pid in map(int, children):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"spawn_main" in f.read():
+                    pids.add(pid)
+        except OSError:
+            continue
+    return pids
+
+
+def test_reload_with_several_workers_replaces_each_without_failures(model_dir, tmp_path):
+    from tests.conftest import start_server, stop_server
+
+    server = start_server(model_dir, tmp_path / "workers.log", {"TICKET_NLP_API_KEYS": ""}, workers=2)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_worker_pids(server.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        before = _worker_pids(server.process.pid)
+        assert len(before) == 2
+        failures: list[str] = []
+        done = threading.Event()
+
+        def hammer():
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                while not done.is_set():
+                    r = client.post("/v1/classify", json={"text": "发错颜色了，要退货"})
+                    if r.status_code != 200:
+                        failures.append(f"{r.status_code} {r.text[:200]}")
+
+        threads = [threading.Thread(target=hammer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        r = httpx.post(f"{server.url}/v1/admin/reload")
+        assert r.status_code == 200 and r.json()["scope"] == "all_workers"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (_worker_pids(server.process.pid) & before
+                                               or len(_worker_pids(server.process.pid)) < 2):
+            time.sleep(0.2)
+        time.sleep(0.5)
+        done.set()
+        for t in threads:
+            t.join()
+        after = _worker_pids(server.process.pid)
+        assert len(after) == 2 and not after & before, (before, after)
+        assert failures == []
+        metrics = httpx.get(f"{server.url}/metrics").text  # summed over the workers, old and new
+        assert 'ticket_nlp_requests_total{method="POST",route="/v1/classify",status="200"}' in metrics
+    finally:
+        stop_server(server)
