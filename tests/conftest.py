@@ -44,9 +44,10 @@ CORS_ORIGIN = "https://console.example"
 class ApiServer:
     """A ``ticket-nlp serve`` process on loopback: its URL, auth header, process and log file."""
 
-    def __init__(self, url: str, process, log_path: Path):
+    def __init__(self, url: str, process, log_path: Path, env: dict[str, str]):
         self.url, self.process, self.log_path = url, process, log_path
         self.headers = {"X-API-Key": API_KEY}
+        self.feedback_db = env.get("TICKET_NLP_FEEDBACK_DB", "sqlite:///feedback.db")
 
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(encoding="utf-8").splitlines()
@@ -81,7 +82,7 @@ def start_server(model: Path, log_path: Path, env: dict[str, str], workers: int 
             raise RuntimeError(f"server exited with {process.returncode}: {log_path.read_text()[-2000:]}")
         try:
             if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return ApiServer(url, process, log_path)
+                return ApiServer(url, process, log_path, env)
         except httpx.TransportError:
             pass
         time.sleep(0.2)

@@ -15,6 +15,8 @@ import csv
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -185,7 +187,7 @@ def test_highlights_count_code_points_so_an_emoji_does_not_shift_them(page, api_
 
 
 # --- 2: a correction made in the page is stored -------------------------------------------------------
-def test_correcting_a_label_posts_feedback(page, api_server):
+def test_correcting_a_label_posts_feedback(page, api_server, tmp_path):
     text, reason, ticket = "鞋子偏小，穿着挤脚，想换大一码", "质量问题", "AS-2002"
     classify(page, text, reason, ticket)
     expect(page.get_by_test_id("result")).to_be_visible()
@@ -226,6 +228,23 @@ def test_correcting_a_label_posts_feedback(page, api_server):
     [item] = [i for i in items if i["id"] == confirmed]
     assert (item["predicted"], item["correct_label"], item["text"]) == ("quality_defect", "quality_defect",
                                                                         MISMATCH_TEXT)
+
+    # ... and from there into training: `feedback export`, then train on the corpus and the export
+    from tests.conftest import CORPUS
+    from ticket_nlp.data import LabelledSet, load_labelled
+    from ticket_nlp.train import train
+
+    exported = tmp_path / "corrections.csv"
+    subprocess.run([sys.executable, "-m", "ticket_nlp.cli", "feedback", "export", "--db", api_server.feedback_db,
+                    "-o", str(exported)], check=True, capture_output=True)
+    corrections = load_labelled(exported)
+    assert (text, correct) in set(zip(corrections.texts, corrections.labels, strict=True))
+    corpus = load_labelled(CORPUS)
+    small = corpus.subset(range(0, len(corpus), 6))  # a sixth of the corpus keeps this quick
+    model = train(LabelledSet.concat([small, corrections]), compare=False, log=lambda *a: None)
+    data = model.metadata["data"]
+    assert str(exported) in data["source"]
+    assert data["train"] == len(small.split("train")) + len(corrections)  # every correction trained on
 
 
 # --- 3: an export uploaded, scored with progress, downloaded; its report opened ------------------------
