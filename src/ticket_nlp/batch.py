@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -209,10 +209,13 @@ def _signature(path: Path) -> dict[str, Any]:
 def score_file(clf: Classifier, input_path: Path, output_path: Path | None = None, *,
                text_col: str | None = None, reason_col: str | None = None, sheet: str | None = None,
                encoding: str | None = None, workers: int | None = None, chunk_rows: int = CHUNK_ROWS,
-               resume: bool = False, progress: bool | None = None, stop_after_chunks: int | None = None) -> Summary:
+               resume: bool = False, progress: bool | None = None, stop_after_chunks: int | None = None,
+               on_chunk: Callable[[int, float], None] | None = None) -> Summary:
     """Score every row of an export into ``output_path``; returns the run's summary.
 
-    ``stop_after_chunks`` ends the run early as an interruption would (used by tests).
+    ``on_chunk(rows_done, fraction_read)`` is called after each chunk is written (the API's upload
+    jobs report progress with it). ``stop_after_chunks`` ends the run early as an interruption
+    would (used by tests).
     """
     input_path = Path(input_path)
     output_path = Path(output_path) if output_path else default_output(input_path)
@@ -287,6 +290,8 @@ def score_file(clf: Classifier, input_path: Path, output_path: Path | None = Non
             rate = (rows_done - done_rows) / max(time.perf_counter() - start, 1e-9)
             bar.update(task, completed=min(table.progress(), 1.0),
                        description=f"{rows_done:,} rows, {rate:,.0f} rows/s")
+        if on_chunk is not None:
+            on_chunk(rows_done, min(table.progress(), 1.0) if table.progress else 0.0)
         if stop_after_chunks and chunks_done >= stop_after_chunks:
             raise KeyboardInterrupt("stopped after the requested number of chunks")
 

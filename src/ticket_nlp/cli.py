@@ -394,5 +394,57 @@ def reasons() -> None:
     console.print(table)
 
 
+
+feedback_app = typer.Typer(no_args_is_help=True, help="Agents' corrections from the console and the API.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write, in the corpus format.")] = Path("corrections.csv"),
+    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: $TICKET_NLP_FEEDBACK_DB or sqlite:///feedback.db).")] = None,
+    split: Annotated[str, typer.Option("--split", help="Split the corrections join when you train on them.")] = "train",
+) -> None:
+    """Write every stored correction as training rows: `ticket-nlp train --data data/tickets.csv --data corrections.csv`."""
+    from ticket_nlp.feedback import FeedbackStore
+
+    store = FeedbackStore(db)
+    n = store.export(output, split=split)
+    console.print(f"{n:,} corrections -> {output} (split {split})")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind (0.0.0.0 for all).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="Processes; one per core suits this CPU-bound API.")] = 1,
+    model: Annotated[str | None, typer.Option("--model", help="Model directory or MLflow URI (models:/ticket-nlp@champion).")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Serve the real-time API (and the agent console) with uvicorn."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    from ticket_nlp.api import WORKERS_ENV, log_config
+
+    source = model or os.environ.get("TICKET_NLP_MODEL") or str(model_dir())
+    if "://" not in source and ":/" not in source:  # a directory: fail here, not in every worker
+        _load_model(Path(source))
+    os.environ["TICKET_NLP_MODEL"] = source
+    os.environ[WORKERS_ENV] = str(workers)
+    os.environ["TICKET_NLP_LOG_LEVEL"] = log_level
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics sums the workers' counters through files in this directory
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ticket-nlp-metrics-")
+    console.print(f"serving {source} on http://{host}:{port} ({workers} worker(s)); docs at /docs")
+    uvicorn.run("ticket_nlp.api:create_app", factory=True, host=host, port=port, workers=workers,
+                log_config=log_config(log_level), access_log=False, timeout_graceful_shutdown=10,
+                # a new worker imports scikit-learn and loads the model before it answers the
+                # supervisor's ping; uvicorn's 5 s default kills it over and over on a busy machine
+                timeout_worker_healthcheck=60)
+
+
 if __name__ == "__main__":
     app()

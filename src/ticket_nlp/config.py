@@ -7,6 +7,8 @@ can be moved with an environment variable so a deployment does not need code cha
 from __future__ import annotations
 
 import os
+import tempfile
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -40,6 +42,11 @@ def data_path() -> Path:
 def model_dir() -> Path:
     """Where `ticket-nlp train` writes and every other verb loads the model by default."""
     return _env_path("TICKET_NLP_MODEL", "models/ticket-classifier")
+
+
+def feedback_db_url() -> str:
+    """Where agents' corrections are stored: any SQLAlchemy URL (PostgreSQL in production)."""
+    return os.environ.get("TICKET_NLP_FEEDBACK_DB", "sqlite:///feedback.db")
 
 
 def reasons_path() -> Path:
@@ -79,3 +86,43 @@ def tracking_uri() -> str:
 def experiment_name() -> str:
     """One experiment holds every training run, so `mlflow ui` compares them side by side."""
     return os.environ.get("MLFLOW_EXPERIMENT_NAME") or "ticket-nlp"
+
+
+# --- the API (ticket-nlp serve) -------------------------------------------------------------------
+# A batch request holds at most this many tickets: 1,000 texts answer in well under a second.
+MAX_BATCH_ITEMS = 1000
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """What an operator can set for the API, all from the environment (see serve/README.md)."""
+
+    model: str = "models/ticket-classifier"  # a model directory or an MLflow model URI
+    api_keys: frozenset[str] = frozenset()  # empty: no authentication (loopback/dev use)
+    max_body_bytes: int = 8 * 1024 * 1024  # 1,000 texts of 2,000 CJK characters is 6 MB of UTF-8
+    cors_origins: tuple[str, ...] = ()  # CORS is off unless origins are listed
+    log_level: str = "info"
+    feedback_db: str = "sqlite:///feedback.db"
+    jobs_dir: str = str(Path(tempfile.gettempdir()) / "ticket-nlp-jobs")  # shared by the workers
+    max_upload_bytes: int = 50 * 1024 * 1024  # an export uploaded from the console
+
+    @classmethod
+    def from_env(cls) -> ApiSettings:
+        keys = {k.strip() for k in os.environ.get("TICKET_NLP_API_KEYS", "").split(",") if k.strip()}
+        key_file = os.environ.get("TICKET_NLP_API_KEYS_FILE")
+        if key_file:  # one key per line; blank lines and # comments ignored
+            for line in Path(key_file).read_text(encoding="utf-8").splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    keys.add(line)
+        origins = tuple(o.strip() for o in os.environ.get("TICKET_NLP_CORS_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            model=os.environ.get("TICKET_NLP_MODEL", str(model_dir())),
+            api_keys=frozenset(keys),
+            max_body_bytes=int(os.environ.get("TICKET_NLP_MAX_BODY_BYTES", cls.max_body_bytes)),
+            cors_origins=origins,
+            log_level=os.environ.get("TICKET_NLP_LOG_LEVEL", "info").lower(),
+            feedback_db=feedback_db_url(),
+            jobs_dir=os.environ.get("TICKET_NLP_JOBS_DIR", cls.jobs_dir),
+            max_upload_bytes=int(os.environ.get("TICKET_NLP_MAX_UPLOAD_BYTES", cls.max_upload_bytes)),
+        )

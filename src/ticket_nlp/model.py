@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +124,23 @@ class Prediction:
     mismatch: Mismatch
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready; written out by hand because ``dataclasses.asdict`` deep-copies and costs
+        more than the prediction itself on a 1,000-text API batch."""
+        m = self.mismatch
+        return {
+            "label": self.label,
+            "probabilities": dict(self.probabilities),
+            "confidence": self.confidence,
+            "needs_review": self.needs_review,
+            "evidence": [_evidence_dict(e) for e in self.evidence],
+            "mismatch": {"claimed_reason": m.claimed_reason, "claimed_label": m.claimed_label,
+                         "claimed_labels": list(m.claimed_labels), "status": m.status, "severity": m.severity,
+                         "evidence": [_evidence_dict(e) for e in m.evidence]},
+        }
+
+
+def _evidence_dict(e: Evidence) -> dict[str, Any]:
+    return {"term": e.term, "weight": e.weight, "start": e.start, "end": e.end}
 
 
 # --- the classifier ------------------------------------------------------------------------------

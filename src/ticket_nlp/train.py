@@ -40,22 +40,28 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 # A variant replaces the default only when it beats it on valid by more than this: smaller gaps
 # are within the noise of a 2,500-row valid split (one standard error of macro-F1 is about 0.005).
 MIN_GAIN = 0.005
+SPLITS = frozenset({"train", "valid", "test"})
 REVIEW_PRECISION = 0.95
 MISMATCH_PRECISION = 0.95
 DEFAULT_MISMATCH_THRESHOLD = 0.6
 
 
 def ensure_splits(data: LabelledSet, seed: int = 13) -> LabelledSet:
-    """Keep a file's own train/valid/test column; otherwise split 70/15/15 by normalised text, so
-    repeated texts never straddle splits."""
-    if data.splits and {"train", "valid", "test"} <= set(data.splits):
+    """Keep a file's own train/valid/test column. Rows without one (a second file with no split
+    column, such as exported corrections beside the corpus) are split 70/15/15 by normalised text,
+    so repeated texts never straddle splits; so is everything when the column lacks train or valid."""
+    given = set(data.splits)
+    keep = bool(data.splits) and {"train", "valid"} <= given
+    if keep and given <= SPLITS:
         return data
-    splits = []
-    for text in data.texts:
-        bucket = int(hashlib.sha1(f"{seed}:{normalize_text(text)}".encode()).hexdigest(), 16) % 100
-        splits.append("train" if bucket < 70 else "valid" if bucket < 85 else "test")
-    data.splits = splits
+    data.splits = [s if keep and s in SPLITS else _hash_split(text, seed)
+                   for s, text in zip(data.splits or [""] * len(data), data.texts, strict=True)]
     return data
+
+
+def _hash_split(text: str, seed: int) -> str:
+    bucket = int(hashlib.sha1(f"{seed}:{normalize_text(text)}".encode()).hexdigest(), 16) % 100
+    return "train" if bucket < 70 else "valid" if bucket < 85 else "test"
 
 
 def choose_mismatch_threshold(clf: Classifier, valid: LabelledSet,

@@ -55,3 +55,11 @@ def test_round_trip_predicts_the_same(clf, tmp_path):
     texts = ["袖口开线了", "太大了换小一码", "快递一周没到"]
     again = Classifier.load(clf.save(tmp_path / "again"))
     assert [p.to_dict() for p in again.predict(texts)] == [p.to_dict() for p in clf.predict(texts)]
+
+
+def test_to_dict_is_every_field_of_the_prediction(clf):
+    """``Prediction.to_dict`` is written out by hand for speed; it must stay ``asdict``."""
+    from dataclasses import asdict
+
+    for p in clf.predict(["收到就发现袖口开线了", "鞋子偏小", "？"], ["七天无理由退货", None, "质量问题"]):
+        assert p.to_dict() == asdict(p)

@@ -1,0 +1,769 @@
+"""The real-time API: one ticket in, label, mismatch and evidence out, in milliseconds. The same
+app serves the agent console (``/``), its corrections (``/v1/feedback``) and export uploads
+(``/v1/jobs``).
+
+``create_app()`` builds the FastAPI app from ``ApiSettings`` (environment); ``ticket-nlp serve``
+runs it under uvicorn. The classifier is held by a ``ModelHolder`` and injected into handlers as a
+dependency; a reload builds the new classifier first and swaps one reference, so requests in flight
+finish on the model they started with and none fails during the swap.
+
+Every response carries ``X-Request-ID``; every error has one JSON shape
+(``{"error": {"status", "code", "message", "request_id"}}``) and never a stack trace. Logs are one
+JSON object per line with phone numbers, order numbers and addresses masked; ticket texts are
+never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, FastAPI, File, Form, Query, Request, Security, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
+
+from ticket_nlp import __version__
+from ticket_nlp.config import LABELS, LABELS_ZH, MAX_BATCH_ITEMS, MAX_TEXT_CHARS, ApiSettings
+from ticket_nlp.feedback import FeedbackError, FeedbackStore
+from ticket_nlp.jobs import UPLOAD_FORMATS, JobError, JobStore
+from ticket_nlp.model import Classifier, Prediction
+from ticket_nlp.text import mask_pii
+
+log = logging.getLogger("ticket_nlp.api")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"  # the console page and its assets
+# ``ticket-nlp serve --workers N`` sets this so a worker knows a uvicorn supervisor can replace it.
+WORKERS_ENV = "TICKET_NLP_WORKERS"
+
+
+# --- schemas: the contract ------------------------------------------------------------------------
+Label = Literal["quality_defect", "size_exchange", "logistics", "no_reason_return", "other"]
+MismatchStatus = Literal["consistent", "mismatch", "not_claimed", "unknown_reason", "insufficient_text"]
+
+
+class ClassifyRequest(BaseModel):
+    """One after-sales ticket: the buyer's description and, if known, the reason they picked."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"text": "收到就发现袖口开线了，要求退货", "claimed_reason": "七天无理由退货", "ticket_id": "AS-1001",
+         "product": "针织开衫"},
+    ]})
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS,
+                      description=f"问题描述 / 买家退款说明: the buyer's own words, at most {MAX_TEXT_CHARS} characters.")
+    claimed_reason: str | None = Field(None, max_length=200,
+                                       description="申请原因: the menu string the buyer picked, e.g. 七天无理由退货.")
+    ticket_id: str | None = Field(None, max_length=128, description="Your ticket or after-sales id, echoed back.")
+    product: str | None = Field(None, max_length=200,
+                                description="Product name; accepted for traceability, not read by the model.")
+
+
+class EvidenceOut(BaseModel):
+    term: str = Field(description="The buyer's own characters text[start:end].")
+    weight: float = Field(description="How hard this span pushed toward the label.")
+    start: int
+    end: int
+
+
+class MismatchOut(BaseModel):
+    claimed_reason: str | None
+    claimed_label: Label | None = Field(description="The label the claimed reason stands for.")
+    claimed_labels: list[Label] = Field(description="Every label the claimed reason accepts.")
+    status: MismatchStatus
+    severity: Literal["none", "low", "high"] = Field(
+        description="high: the contradiction changes who is at fault (seller-side vs buyer-side).")
+    evidence: list[EvidenceOut] = Field(description="The words that contradict the claim (when status is mismatch).")
+
+
+class ClassifyResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "ticket_id": "AS-1001", "label": "quality_defect", "label_zh": "质量问题",
+        "probabilities": {"quality_defect": 0.97, "size_exchange": 0.01, "logistics": 0.0,
+                          "no_reason_return": 0.01, "other": 0.01},
+        "confidence": 0.97, "needs_review": False,
+        "evidence": [{"term": "开线", "weight": 0.74, "start": 7, "end": 9}],
+        "mismatch": {"claimed_reason": "七天无理由退货", "claimed_label": "no_reason_return",
+                     "claimed_labels": ["no_reason_return"], "status": "mismatch", "severity": "high",
+                     "evidence": [{"term": "开线", "weight": 0.74, "start": 7, "end": 9}]},
+        "model_version": "20261128093000-1a2b3c4d",
+    }]})
+
+    ticket_id: str | None
+    label: Label
+    label_zh: str
+    probabilities: dict[str, float] = Field(description="Calibrated probability of each of the five labels.")
+    confidence: float
+    needs_review: bool = Field(description="Confidence below the label's review threshold, or too little text.")
+    evidence: list[EvidenceOut]
+    mismatch: MismatchOut
+    model_version: str
+
+
+class BatchRequest(BaseModel):
+    items: list[ClassifyRequest] = Field(min_length=1, max_length=MAX_BATCH_ITEMS,
+                                         description=f"1 to {MAX_BATCH_ITEMS} tickets.")
+
+
+class BatchResponse(BaseModel):
+    model_version: str
+    count: int
+    results: list[ClassifyResponse] = Field(description="One result per item, in the order given.")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    source: str = Field(description="The model directory or MLflow URI it was loaded from.")
+    trained_at: str | None
+    loaded_at: str | None
+    labels: list[str]
+    labels_zh: dict[str, str]
+    thresholds: dict[str, Any] = Field(description="Per-label review thresholds and the mismatch threshold.")
+    metrics: dict[str, Any] = Field(description="Figures measured at training time on valid and test.")
+    variant: str | None = None
+    params: dict[str, Any] = {}
+
+
+class ReasonOut(BaseModel):
+    reason: str
+    labels: list[Label]
+
+
+class ReasonsResponse(BaseModel):
+    source: str
+    count: int
+    refund_type_prefixes: list[str]
+    reasons: list[ReasonOut]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    model_version: str
+
+
+class ReloadResponse(BaseModel):
+    scope: Literal["this_process", "all_workers"]
+    previous_version: str | None
+    model_version: str | None = Field(description="The version now in service (this_process only).")
+    source: str
+
+
+class FeedbackRequest(BaseModel):
+    """An agent's verdict on one prediction: right (correct_label == predicted) or the right label."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"text": "收到就发现袖口开线了", "claimed_reason": "七天无理由退货", "predicted": "quality_defect",
+         "correct_label": "quality_defect", "ticket_id": "AS-1001", "agent": "小王"},
+    ]})
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    claimed_reason: str | None = Field(None, max_length=200)
+    predicted: Label
+    correct_label: Label
+    ticket_id: str | None = Field(None, max_length=128)
+    agent: str | None = Field(None, max_length=100)
+    model_version: str | None = Field(None, max_length=64)
+
+
+class FeedbackAck(BaseModel):
+    id: int
+    created_at: str
+
+
+class FeedbackItem(FeedbackRequest):
+    id: int
+    created_at: str
+    correct_label_zh: str
+
+
+class FeedbackList(BaseModel):
+    count: int = Field(description="All corrections stored.")
+    items: list[FeedbackItem] = Field(description="The newest first.")
+
+
+class JobOut(BaseModel):
+    id: str
+    filename: str
+    status: Literal["queued", "running", "done", "failed"]
+    progress: float = Field(description="Share of the file read, 0 to 1.")
+    rows_done: int
+    error: str | None
+    created_at: str
+    result_url: str | None = Field(description="The scored file (same format as the upload), once done.")
+    report_url: str | None = Field(description="The HTML report, once done.")
+    summary: dict[str, Any] | None = Field(description="Rows per label, mismatch rate, rows needing review …")
+
+
+class ErrorBody(BaseModel):
+    status: int
+    code: str
+    message: str
+    request_id: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in ((401, "Missing or wrong X-API-Key."), (413, "Request body over the limit."),
+                       (422, "Invalid request; the message names the field and the limit."),
+                       (503, "No model loaded, or the feedback store is unreachable."))
+}
+
+
+# --- errors ---------------------------------------------------------------------------------------
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 409: "not_ready",
+              413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_request", 503: "unavailable"}
+
+
+def error_response(request_id: str, status: int, code: str, message: str,
+                   details: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    ERRORS_TOTAL.labels(code).inc()
+    body = {"status": status, "code": code, "message": message, "request_id": request_id}
+    if details:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _request_id(request: Request) -> str:
+    return getattr(request.state, "request_id", "") or "-"
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
+    return error_response(_request_id(request), exc.status, exc.code, exc.message, exc.details, headers)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:  # FastAPI's "error parsing the body" (bytes that are not UTF-8 JSON)
+        return error_response(_request_id(request), 422, "invalid_request", "the body is not valid UTF-8 JSON")
+    message = exc.detail if isinstance(exc.detail, str) else HTTP_CODES.get(exc.status_code, "error")
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:  # every method the path has, not only the first route's
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return error_response(_request_id(request), exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"),
+                          message, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(request.url.path):
+            methods |= set(route_methods)
+    return sorted(methods)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 whose message names each bad field and what it must be ("at most 2000 characters").
+    The offending input is not echoed back: it may be a ticket with personal data."""
+    details = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+               for e in exc.errors()]
+    message = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details) or "invalid request"
+    return error_response(_request_id(request), 422, "invalid_request", message, details)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", extra={"fields": {"request_id": _request_id(request), "error": type(exc).__name__}})
+    # answered outside RequestContext (Starlette's outermost middleware), so the id header is set here
+    return error_response(_request_id(request), 500, "internal_error",
+                          "internal error; quote the request_id when reporting it",
+                          headers={"x-request-id": _request_id(request)})
+
+
+# --- metrics --------------------------------------------------------------------------------------
+disable_created_metrics()  # no *_created series: half the output, nothing a dashboard reads
+REQUESTS_TOTAL = Counter("ticket_nlp_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+REQUEST_SECONDS = Histogram("ticket_nlp_request_duration_seconds", "Time to answer a request.", ["route"],
+                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+PREDICTIONS_TOTAL = Counter("ticket_nlp_predictions_total", "Tickets labelled, by label.", ["label"])
+MISMATCHES_TOTAL = Counter("ticket_nlp_mismatches_total", "Claimed reasons flagged as contradicted.", ["severity"])
+ERRORS_TOTAL = Counter("ticket_nlp_errors_total", "Error responses, by error code.", ["code"])
+RELOADS_TOTAL = Counter("ticket_nlp_model_reloads_total", "Model reloads, by outcome.", ["outcome"])
+MODEL_INFO = Gauge("ticket_nlp_model_info", "The model in service (value 1).", ["version"],
+                   multiprocess_mode="livemax")
+
+
+def metrics_payload() -> bytes:
+    """Prometheus text; with several uvicorn workers, the sum over all of them."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def record(predictions: list[Prediction]) -> None:
+    for p in predictions:
+        PREDICTIONS_TOTAL.labels(p.label).inc()
+        if p.mismatch.status == "mismatch":
+            MISMATCHES_TOTAL.labels(p.mismatch.severity).inc()
+
+
+# --- logging --------------------------------------------------------------------------------------
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line. Messages and free-text fields (paths, ids, errors) pass through
+    ``mask_pii``: phone numbers, order numbers and addresses never reach the log."""
+
+    UNMASKED = frozenset({"request_id", "method", "status", "ms", "version", "trigger", "workers"})
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": _mask(record.getMessage()),
+        }
+        for key, value in (getattr(record, "fields", None) or {}).items():
+            entry[key] = _mask(value) if isinstance(value, str) and key not in self.UNMASKED else value
+        if record.exc_info:
+            entry["error"] = _mask(repr(record.exc_info[1]))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _mask(text: str) -> str:
+    return mask_pii(text, addresses=True, urls=False)
+
+
+def log_config(level: str = "info") -> dict[str, Any]:
+    """uvicorn ``log_config``: its own messages and ours, all as masked JSON lines on stderr."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "ticket_nlp.api.JsonFormatter"}},
+        "handlers": {"stderr": handler},
+        "loggers": {name: {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
+                    for name in ("uvicorn", "uvicorn.error", "ticket_nlp")},
+    }
+
+
+# --- request context: id, body limit, metrics, access log --------------------------------------------
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestContext:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on a millisecond budget)."""
+
+    def __init__(self, app, max_body_bytes: int, max_upload_bytes: int):
+        self.app, self.max_body_bytes, self.max_upload_bytes = app, max_body_bytes, max_upload_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        headers = dict(scope.get("headers") or ())
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = [500]
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                MutableHeaders(scope=message).append("x-request-id", request_id)
+            await send(message)
+
+        limit = self.max_upload_bytes if scope["path"] == "/v1/jobs" else self.max_body_bytes
+        received = 0
+        declared = headers.get(b"content-length", b"")
+        try:
+            if declared.isdigit() and int(declared) > limit:
+                response = error_response(request_id, 413, "body_too_large",
+                                          f"request body is {int(declared):,} bytes; the limit is {limit:,}")
+                await response(scope, receive, send_with_id)
+                return
+
+            async def limited_receive():  # bodies without Content-Length are counted as they arrive
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        raise StarletteHTTPException(413, f"request body is over the limit of {limit:,} bytes")
+                return message
+
+            await self.app(scope, limited_receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - start
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            REQUESTS_TOTAL.labels(scope["method"], route, str(status[0])).inc()
+            REQUEST_SECONDS.labels(route).observe(seconds)
+            if route not in ("/healthz", "/readyz", "/metrics"):
+                log.info("request", extra={"fields": {
+                    "request_id": request_id, "method": scope["method"], "path": scope["path"],
+                    "status": status[0], "ms": round(seconds * 1000, 2)}})
+
+
+# --- the model in service -------------------------------------------------------------------------
+class ModelHolder:
+    """The classifier in service. ``load`` builds and warms the new one before swapping a single
+    reference, so a reload never fails a request; one reload runs at a time."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.classifier: Classifier | None = None
+        self.loaded_at: str | None = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> Classifier:
+        with self._lock:
+            try:
+                clf = Classifier.load(self.source)
+                clf.predict(["收到发现袖口开线了"], ["七天无理由退货"])  # first call fills caches
+            except Exception as err:
+                self.error = f"{type(err).__name__}: {err}"
+                RELOADS_TOTAL.labels("failed").inc()
+                raise
+            previous, self.classifier = self.classifier, clf
+            self.loaded_at, self.error = datetime.now(UTC).isoformat(timespec="seconds"), None
+            if previous is not None:
+                MODEL_INFO.remove(previous.version)
+            MODEL_INFO.labels(clf.version).set(1)
+            RELOADS_TOTAL.labels("ok").inc()
+            return clf
+
+
+def get_models(request: Request) -> ModelHolder:
+    return request.app.state.models
+
+
+async def get_classifier(request: Request) -> Classifier:
+    """The injected model (async: no thread hop on the hot path)."""
+    clf = request.app.state.models.classifier
+    if clf is None:
+        reason = request.app.state.models.error or "still loading"
+        raise ApiError(503, "model_unavailable", f"no model is loaded ({reason})")
+    return clf
+
+
+async def get_feedback(request: Request) -> FeedbackStore:
+    store = request.app.state.feedback
+    if store is None:
+        raise ApiError(503, "feedback_unavailable", "the feedback store is not reachable; nothing was stored")
+    return store
+
+
+async def get_jobs(request: Request) -> JobStore:
+    return request.app.state.jobs
+
+
+ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
+FeedbackDep = Annotated[FeedbackStore, Depends(get_feedback)]
+JobsDep = Annotated[JobStore, Depends(get_jobs)]
+ModelsDep = Annotated[ModelHolder, Depends(get_models)]
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="Required when the server has API keys configured.")
+
+
+async def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> None:
+    keys = request.app.state.settings.api_keys
+    if not keys:
+        return
+    if not key or not any(hmac.compare_digest(key.encode(), k.encode()) for k in keys):
+        raise ApiError(401, "unauthorized", "missing or invalid X-API-Key header")
+
+
+# --- handlers -------------------------------------------------------------------------------------
+def result_dict(p: Prediction, ticket_id: str | None, version: str) -> dict[str, Any]:
+    return {"ticket_id": ticket_id, **p.to_dict(), "label_zh": LABELS_ZH[p.label], "model_version": version}
+
+
+def classify_many(clf: Classifier, items: list[ClassifyRequest]) -> dict[str, Any]:
+    predictions = clf.predict([i.text for i in items], [i.claimed_reason for i in items])
+    record(predictions)
+    return {"model_version": clf.version, "count": len(items),
+            "results": [result_dict(p, i.ticket_id, clf.version) for p, i in zip(predictions, items, strict=True)]}
+
+
+CLASSIFY_EXAMPLES = {
+    "mismatch": {"summary": "七天无理由, but the text names a defect",
+                 "value": {"text": "收到就发现袖口开线了，要求退货", "claimed_reason": "七天无理由退货", "ticket_id": "AS-1001"}},
+    "consistent": {"summary": "质量问题 claimed, and the text agrees",
+                   "value": {"text": "用了两次就坏了，按键失灵", "claimed_reason": "质量问题"}},
+    "size": {"summary": "a size exchange, no claim given", "value": {"text": "鞋子偏小一码，想换大一码"}},
+}
+
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses=ERRORS)
+
+
+@v1.post("/classify", response_model=ClassifyResponse, tags=["classify"], summary="Label one ticket")
+async def classify(body: Annotated[ClassifyRequest, Body(openapi_examples=CLASSIFY_EXAMPLES)],
+                   clf: ClassifierDep) -> dict[str, Any]:
+    """Label the description, check it against the claimed reason, and return the words that prove it."""
+    [prediction] = clf.predict([body.text], [body.claimed_reason])
+    record([prediction])
+    return result_dict(prediction, body.ticket_id, clf.version)
+
+
+@v1.post("/classify/batch", response_model=BatchResponse, tags=["classify"],
+         summary=f"Label up to {MAX_BATCH_ITEMS} tickets")
+async def classify_batch(body: BatchRequest, clf: ClassifierDep) -> dict[str, Any]:
+    """One call for many tickets: cheaper per ticket than single calls. Results keep the order given."""
+    return await run_in_threadpool(classify_many, clf, body.items)  # keeps the event loop answering
+
+
+@v1.get("/model", response_model=ModelInfo, tags=["model"], summary="The model in service")
+async def model_info(clf: ClassifierDep, models: ModelsDep) -> dict[str, Any]:
+    meta = clf.metadata
+    return {"name": meta.get("name", "ticket-nlp"), "version": clf.version, "source": models.source,
+            "trained_at": meta.get("trained_at"), "loaded_at": models.loaded_at, "labels": list(LABELS),
+            "labels_zh": LABELS_ZH,
+            "thresholds": {"review": clf.review_thresholds, "mismatch": clf.mismatch_threshold},
+            "metrics": meta.get("metrics", {}), "variant": meta.get("variant"), "params": meta.get("params", {})}
+
+
+@v1.get("/reasons", response_model=ReasonsResponse, tags=["model"], summary="The claimed-reason mapping")
+async def reasons(clf: ClassifierDep) -> dict[str, Any]:
+    mapping = clf.reasons
+    return {"source": os.path.basename(mapping.source), "count": len(mapping),
+            "refund_type_prefixes": list(mapping.prefixes),
+            "reasons": [{"reason": r, "labels": list(labels)} for r, labels in mapping.display.items()]}
+
+
+@v1.post("/admin/reload", response_model=ReloadResponse, tags=["admin"], summary="Reload the model")
+async def reload_model(models: ModelsDep) -> dict[str, Any]:
+    """Load the model source again (a retrained directory, or whatever ``@champion`` now points to).
+
+    With one process the new model is in service when this returns. Under ``--workers N`` the
+    uvicorn supervisor is asked (SIGHUP) to replace every worker, each new one in service before
+    the old one retires; that finishes after this returns.
+    """
+    previous = models.classifier.version if models.classifier else None
+    if int(os.environ.get(WORKERS_ENV, "1")) > 1:
+        os.kill(os.getppid(), signal.SIGHUP)
+        return {"scope": "all_workers", "previous_version": previous, "model_version": None,
+                "source": models.source}
+    try:
+        clf = await run_in_threadpool(models.load)
+    except Exception as err:
+        raise ApiError(503, "reload_failed", f"the model could not be reloaded; the previous one stays in "
+                                             f"service ({type(err).__name__}: {err})") from err
+    log.info("model reloaded", extra={"fields": {"version": clf.version, "trigger": "api"}})
+    return {"scope": "this_process", "previous_version": previous, "model_version": clf.version,
+            "source": models.source}
+
+
+@v1.post("/feedback", response_model=FeedbackAck, status_code=201, tags=["feedback"],
+         summary="Record an agent's correction")
+async def add_feedback(body: FeedbackRequest, store: FeedbackDep) -> dict[str, Any]:
+    """Stored in one transaction; 201 means it is committed and will be in `ticket-nlp feedback export`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return await run_in_threadpool(store.add, body.model_dump())
+    except FeedbackError as err:
+        raise ApiError(422, "invalid_request", str(err)) from err
+    except SQLAlchemyError as err:
+        log.error("feedback not stored", extra={"fields": {"error": type(err).__name__}})
+        raise ApiError(503, "feedback_unavailable", "the feedback store failed; nothing was stored, retry") from err
+
+
+@v1.get("/feedback", response_model=FeedbackList, tags=["feedback"], summary="Recent corrections")
+async def list_feedback(store: FeedbackDep,
+                        limit: Annotated[int, Query(ge=1, le=500, description="How many, newest first.")] = 20
+                        ) -> dict[str, Any]:
+    count, items = await run_in_threadpool(lambda: (store.count(), store.recent(limit)))
+    return {"count": count, "items": items}
+
+
+def job_view(job: dict[str, Any]) -> dict[str, Any]:
+    done = job["status"] == "done"
+    return {**job, "result_url": f"/v1/jobs/{job['id']}/result" if done else None,
+            "report_url": f"/v1/jobs/{job['id']}/report" if done else None}
+
+
+def _job(jobs: JobStore, job_id: str) -> dict[str, Any]:
+    try:
+        return jobs.get(job_id)
+    except KeyError:
+        raise ApiError(404, "not_found", f"no upload job {job_id[:40]!r}") from None
+
+
+@v1.post("/jobs", response_model=JobOut, status_code=202, tags=["jobs"], summary="Score an uploaded export")
+async def create_job(file: Annotated[UploadFile, File(description=f"An export: {', '.join(UPLOAD_FORMATS)}")],
+                     clf: ClassifierDep, jobs: JobsDep,
+                     text_col: Annotated[str | None, Form(max_length=200)] = None,
+                     reason_col: Annotated[str | None, Form(max_length=200)] = None) -> dict[str, Any]:
+    """Scored in the background like `ticket-nlp score`; poll the job, then download the result."""
+    try:
+        job = await run_in_threadpool(jobs.create, file.filename or "", file.file)
+    except JobError as err:
+        raise ApiError(422, "invalid_request", str(err)) from err
+    jobs.submit(job["id"], clf, text_col or None, reason_col or None)
+    return job_view(job)
+
+
+JOB_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such job."},
+    409: {"model": ErrorResponse, "description": "The job has not finished (or failed)."},
+}
+
+
+@v1.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"], summary="An upload job's progress",
+        responses=JOB_ERRORS)
+async def get_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
+    return job_view(_job(jobs, job_id))
+
+
+def _finished(jobs: JobStore, job_id: str) -> dict[str, Any]:
+    job = _job(jobs, job_id)
+    if job["status"] != "done":
+        raise ApiError(409, "not_ready", f"the job is {job['status']}" + (f": {job['error']}" if job["error"] else ""))
+    return job
+
+
+@v1.get("/jobs/{job_id}/result", tags=["jobs"], summary="Download the scored file",
+        response_class=FileResponse, responses={200: {"description": "The scored export."}, **JOB_ERRORS})
+async def job_result(job_id: str, jobs: JobsDep) -> FileResponse:
+    _finished(jobs, job_id)
+    return FileResponse(jobs.result_path(job_id), filename=jobs.result_name(job_id))
+
+
+@v1.get("/jobs/{job_id}/report", tags=["jobs"], summary="The job's HTML report",
+        responses={200: {"description": "The report page.", "content": {"text/html": {}}}, **JOB_ERRORS})
+async def job_report(job_id: str, jobs: JobsDep) -> FileResponse:
+    _finished(jobs, job_id)
+    return FileResponse(jobs.report_path(job_id), media_type="text/html; charset=utf-8")
+
+
+# --- the app --------------------------------------------------------------------------------------
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """The app factory uvicorn calls (``ticket_nlp.api:create_app --factory``)."""
+    settings = settings or ApiSettings.from_env()
+    models = ModelHolder(settings.model)
+    logging.getLogger("ticket_nlp").setLevel(settings.log_level.upper())
+    if not logging.getLogger("ticket_nlp").handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        logging.getLogger("ticket_nlp").addHandler(handler)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            app.state.feedback = await run_in_threadpool(FeedbackStore, settings.feedback_db)
+        except Exception as err:  # the API still labels tickets; /v1/feedback answers 503
+            log.error("feedback store unavailable", extra={"fields": {"error": f"{type(err).__name__}: {err}"}})
+        try:
+            clf = await run_in_threadpool(models.load)
+            log.info("model loaded", extra={"fields": {"version": clf.version, "source": settings.model}})
+        except Exception:  # keep serving /healthz; /readyz says 503 until a reload succeeds
+            log.error("model failed to load", extra={"fields": {"source": settings.model, "error": models.error}})
+        loop = asyncio.get_running_loop()
+        with suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no SIGHUP
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload_on_signal(models)))
+        yield
+        with suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGHUP)
+        app.state.jobs.shutdown()
+        if app.state.feedback is not None:
+            app.state.feedback.dispose()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())
+
+    app = FastAPI(
+        title="ticket-nlp",
+        version=__version__,
+        summary="Label Chinese after-sales tickets and flag claimed reasons the buyer's words contradict.",
+        description=("Labels: " + ", ".join(f"`{k}` {v}" for k, v in LABELS_ZH.items())
+                     + ". Send `X-API-Key` when the server has keys configured. Errors share one shape: "
+                       "`{\"error\": {\"status\", \"code\", \"message\", \"request_id\"}}`."),
+        lifespan=lifespan,
+    )
+    app.state.settings, app.state.models = settings, models
+    app.state.feedback, app.state.jobs = None, JobStore(settings.jobs_dir)
+    app.include_router(v1)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+    @app.get("/healthz", response_model=Health, tags=["ops"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=Ready, tags=["ops"], summary="A model is loaded and serving",
+             responses={503: {"model": ErrorResponse}})
+    async def readyz() -> dict[str, str]:
+        if models.classifier is None:
+            raise ApiError(503, "model_unavailable", f"no model is loaded ({models.error or 'still loading'})")
+        return {"status": "ready", "model_version": models.classifier.version}
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(metrics_payload(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", response_class=HTMLResponse, tags=["console"], summary="The agent console page")
+    async def console_page() -> HTMLResponse:
+        page = STATIC_DIR / "console.html"
+        if not page.exists():
+            raise ApiError(404, "not_found", "the console page is not installed")
+        return HTMLResponse(page.read_text(encoding="utf-8"))
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
+                           expose_headers=["X-Request-ID"])
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes,
+                       max_upload_bytes=settings.max_upload_bytes)
+    return app
+
+
+async def _reload_on_signal(models: ModelHolder) -> None:
+    try:
+        clf = await run_in_threadpool(models.load)
+        log.info("model reloaded", extra={"fields": {"version": clf.version, "trigger": "SIGHUP"}})
+    except Exception:
+        log.error("reload on SIGHUP failed; the previous model stays in service",
+                  extra={"fields": {"error": models.error}})
