@@ -7,245 +7,72 @@ runs it under uvicorn. The classifier is held by a ``ModelHolder`` and injected 
 dependency; a reload builds the new classifier first and swaps one reference, so requests in flight
 finish on the model they started with and none fails during the swap.
 
-Every response carries ``X-Request-ID``; every error has one JSON shape
-(``{"error": {"status", "code", "message", "request_id"}}``) and never a stack trace. Logs are one
-JSON object per line with phone numbers, order numbers and addresses masked; ticket texts are
-never logged.
+The contract (request/response models) is in ``schemas``; request ids, the error shape, metrics
+and masked JSON logs are in ``observability``. Every error has one JSON shape
+(``{"error": {"status", "code", "message", "request_id"}}``) and never a stack trace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import os
-import re
 import signal
 import sys
 import threading
-import time
-import uuid
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, File, Form, Query, Request, Security, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
-from pydantic import BaseModel, ConfigDict, Field
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from ticket_nlp import __version__
-from ticket_nlp.config import LABELS, LABELS_ZH, MAX_BATCH_ITEMS, MAX_TEXT_CHARS, ApiSettings
+from ticket_nlp.config import LABELS, LABELS_ZH, MAX_BATCH_ITEMS, ApiSettings
 from ticket_nlp.feedback import FeedbackError, FeedbackStore
 from ticket_nlp.jobs import UPLOAD_FORMATS, JobError, JobStore
 from ticket_nlp.model import Classifier, Prediction
-from ticket_nlp.text import mask_pii
+from ticket_nlp.observability import (
+    MODEL_INFO,
+    RELOADS_TOTAL,
+    JsonFormatter,
+    RequestContext,
+    error_response,
+    metrics_payload,
+    record,
+)
+from ticket_nlp.schemas import (
+    ERRORS,
+    BatchRequest,
+    BatchResponse,
+    ClassifyRequest,
+    ClassifyResponse,
+    ErrorResponse,
+    FeedbackAck,
+    FeedbackList,
+    FeedbackRequest,
+    Health,
+    JobOut,
+    ModelInfo,
+    Ready,
+    ReasonsResponse,
+    ReloadResponse,
+)
 
 log = logging.getLogger("ticket_nlp.api")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the console page and its assets
 # ``ticket-nlp serve --workers N`` sets this so a worker knows a uvicorn supervisor can replace it.
 WORKERS_ENV = "TICKET_NLP_WORKERS"
-
-
-# --- schemas: the contract ------------------------------------------------------------------------
-Label = Literal["quality_defect", "size_exchange", "logistics", "no_reason_return", "other"]
-MismatchStatus = Literal["consistent", "mismatch", "not_claimed", "unknown_reason", "insufficient_text"]
-
-
-class ClassifyRequest(BaseModel):
-    """One after-sales ticket: the buyer's description and, if known, the reason they picked."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"text": "收到就发现袖口开线了，要求退货", "claimed_reason": "七天无理由退货", "ticket_id": "AS-1001",
-         "product": "针织开衫"},
-    ]})
-
-    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS,
-                      description=f"问题描述 / 买家退款说明: the buyer's own words, at most {MAX_TEXT_CHARS} characters.")
-    claimed_reason: str | None = Field(None, max_length=200,
-                                       description="申请原因: the menu string the buyer picked, e.g. 七天无理由退货.")
-    ticket_id: str | None = Field(None, max_length=128, description="Your ticket or after-sales id, echoed back.")
-    product: str | None = Field(None, max_length=200,
-                                description="Product name; accepted for traceability, not read by the model.")
-
-
-class EvidenceOut(BaseModel):
-    term: str = Field(description="The buyer's own characters text[start:end].")
-    weight: float = Field(description="How hard this span pushed toward the label.")
-    start: int
-    end: int
-
-
-class MismatchOut(BaseModel):
-    claimed_reason: str | None
-    claimed_label: Label | None = Field(description="The label the claimed reason stands for.")
-    claimed_labels: list[Label] = Field(description="Every label the claimed reason accepts.")
-    status: MismatchStatus
-    severity: Literal["none", "low", "high"] = Field(
-        description="high: the contradiction changes who is at fault (seller-side vs buyer-side).")
-    evidence: list[EvidenceOut] = Field(description="The words that contradict the claim (when status is mismatch).")
-
-
-class ClassifyResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "ticket_id": "AS-1001", "label": "quality_defect", "label_zh": "质量问题",
-        "probabilities": {"quality_defect": 0.97, "size_exchange": 0.01, "logistics": 0.0,
-                          "no_reason_return": 0.01, "other": 0.01},
-        "confidence": 0.97, "needs_review": False,
-        "evidence": [{"term": "开线", "weight": 0.74, "start": 7, "end": 9}],
-        "mismatch": {"claimed_reason": "七天无理由退货", "claimed_label": "no_reason_return",
-                     "claimed_labels": ["no_reason_return"], "status": "mismatch", "severity": "high",
-                     "evidence": [{"term": "开线", "weight": 0.74, "start": 7, "end": 9}]},
-        "model_version": "20261128093000-1a2b3c4d",
-    }]})
-
-    ticket_id: str | None
-    label: Label
-    label_zh: str
-    probabilities: dict[str, float] = Field(description="Calibrated probability of each of the five labels.")
-    confidence: float
-    needs_review: bool = Field(description="Confidence below the label's review threshold, or too little text.")
-    evidence: list[EvidenceOut]
-    mismatch: MismatchOut
-    model_version: str
-
-
-class BatchRequest(BaseModel):
-    items: list[ClassifyRequest] = Field(min_length=1, max_length=MAX_BATCH_ITEMS,
-                                         description=f"1 to {MAX_BATCH_ITEMS} tickets.")
-
-
-class BatchResponse(BaseModel):
-    model_version: str
-    count: int
-    results: list[ClassifyResponse] = Field(description="One result per item, in the order given.")
-
-
-class ModelInfo(BaseModel):
-    name: str
-    version: str
-    source: str = Field(description="The model directory or MLflow URI it was loaded from.")
-    trained_at: str | None
-    loaded_at: str | None
-    labels: list[str]
-    labels_zh: dict[str, str]
-    thresholds: dict[str, Any] = Field(description="Per-label review thresholds and the mismatch threshold.")
-    metrics: dict[str, Any] = Field(description="Figures measured at training time on valid and test.")
-    variant: str | None = None
-    params: dict[str, Any] = {}
-
-
-class ReasonOut(BaseModel):
-    reason: str
-    labels: list[Label]
-
-
-class ReasonsResponse(BaseModel):
-    source: str
-    count: int
-    refund_type_prefixes: list[str]
-    reasons: list[ReasonOut]
-
-
-class Health(BaseModel):
-    status: str
-
-
-class Ready(BaseModel):
-    status: str
-    model_version: str
-
-
-class ReloadResponse(BaseModel):
-    scope: Literal["this_process", "all_workers"]
-    previous_version: str | None
-    model_version: str | None = Field(description="The version now in service (this_process only).")
-    source: str
-
-
-class FeedbackRequest(BaseModel):
-    """An agent's verdict on one prediction: right (correct_label == predicted) or the right label."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"text": "收到就发现袖口开线了", "claimed_reason": "七天无理由退货", "predicted": "quality_defect",
-         "correct_label": "quality_defect", "ticket_id": "AS-1001", "agent": "小王"},
-    ]})
-
-    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
-    claimed_reason: str | None = Field(None, max_length=200)
-    predicted: Label
-    correct_label: Label
-    ticket_id: str | None = Field(None, max_length=128)
-    agent: str | None = Field(None, max_length=100)
-    model_version: str | None = Field(None, max_length=64)
-
-
-class FeedbackAck(BaseModel):
-    id: int
-    created_at: str
-
-
-class FeedbackItem(FeedbackRequest):
-    id: int
-    created_at: str
-    correct_label_zh: str
-
-
-class FeedbackList(BaseModel):
-    count: int = Field(description="All corrections stored.")
-    items: list[FeedbackItem] = Field(description="The newest first.")
-
-
-class JobOut(BaseModel):
-    id: str
-    filename: str
-    status: Literal["queued", "running", "done", "failed"]
-    progress: float = Field(description="Share of the file read, 0 to 1.")
-    rows_done: int
-    error: str | None
-    created_at: str
-    result_url: str | None = Field(description="The scored file (same format as the upload), once done.")
-    report_url: str | None = Field(description="The HTML report, once done.")
-    summary: dict[str, Any] | None = Field(description="Rows per label, mismatch rate, rows needing review …")
-
-
-class ErrorBody(BaseModel):
-    status: int
-    code: str
-    message: str
-    request_id: str
-    details: list[dict[str, Any]] | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in ((401, "Missing or wrong X-API-Key."), (413, "Request body over the limit."),
-                       (422, "Invalid request; the message names the field and the limit."),
-                       (503, "No model loaded, or the feedback store is unreachable."))
-}
 
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -257,15 +84,6 @@ class ApiError(Exception):
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 409: "not_ready",
               413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_request", 503: "unavailable"}
-
-
-def error_response(request_id: str, status: int, code: str, message: str,
-                   details: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    ERRORS_TOTAL.labels(code).inc()
-    body = {"status": status, "code": code, "message": message, "request_id": request_id}
-    if details:
-        body["details"] = details
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def _request_id(request: Request) -> str:
@@ -312,132 +130,6 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(_request_id(request), 500, "internal_error",
                           "internal error; quote the request_id when reporting it",
                           headers={"x-request-id": _request_id(request)})
-
-
-# --- metrics --------------------------------------------------------------------------------------
-disable_created_metrics()  # no *_created series: half the output, nothing a dashboard reads
-REQUESTS_TOTAL = Counter("ticket_nlp_requests_total", "HTTP requests answered.", ["method", "route", "status"])
-REQUEST_SECONDS = Histogram("ticket_nlp_request_duration_seconds", "Time to answer a request.", ["route"],
-                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
-PREDICTIONS_TOTAL = Counter("ticket_nlp_predictions_total", "Tickets labelled, by label.", ["label"])
-MISMATCHES_TOTAL = Counter("ticket_nlp_mismatches_total", "Claimed reasons flagged as contradicted.", ["severity"])
-ERRORS_TOTAL = Counter("ticket_nlp_errors_total", "Error responses, by error code.", ["code"])
-RELOADS_TOTAL = Counter("ticket_nlp_model_reloads_total", "Model reloads, by outcome.", ["outcome"])
-MODEL_INFO = Gauge("ticket_nlp_model_info", "The model in service (value 1).", ["version"],
-                   multiprocess_mode="livemax")
-
-
-def metrics_payload() -> bytes:
-    """Prometheus text; with several uvicorn workers, the sum over all of them."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
-
-
-def record(predictions: list[Prediction]) -> None:
-    for p in predictions:
-        PREDICTIONS_TOTAL.labels(p.label).inc()
-        if p.mismatch.status == "mismatch":
-            MISMATCHES_TOTAL.labels(p.mismatch.severity).inc()
-
-
-# --- logging --------------------------------------------------------------------------------------
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line. Messages and free-text fields (paths, ids, errors) pass through
-    ``mask_pii``: phone numbers, order numbers and addresses never reach the log."""
-
-    UNMASKED = frozenset({"request_id", "method", "status", "ms", "version", "trigger", "workers"})
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": _mask(record.getMessage()),
-        }
-        for key, value in (getattr(record, "fields", None) or {}).items():
-            entry[key] = _mask(value) if isinstance(value, str) and key not in self.UNMASKED else value
-        if record.exc_info:
-            entry["error"] = _mask(repr(record.exc_info[1]))
-        return json.dumps(entry, ensure_ascii=False)
-
-
-def _mask(text: str) -> str:
-    return mask_pii(text, addresses=True, urls=False)
-
-
-def log_config(level: str = "info") -> dict[str, Any]:
-    """uvicorn ``log_config``: its own messages and ours, all as masked JSON lines on stderr."""
-    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "ticket_nlp.api.JsonFormatter"}},
-        "handlers": {"stderr": handler},
-        "loggers": {name: {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
-                    for name in ("uvicorn", "uvicorn.error", "ticket_nlp")},
-    }
-
-
-# --- request context: id, body limit, metrics, access log --------------------------------------------
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-class RequestContext:
-    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on a millisecond budget)."""
-
-    def __init__(self, app, max_body_bytes: int, max_upload_bytes: int):
-        self.app, self.max_body_bytes, self.max_upload_bytes = app, max_body_bytes, max_upload_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        start = time.perf_counter()
-        headers = dict(scope.get("headers") or ())
-        given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex[:16]
-        scope.setdefault("state", {})["request_id"] = request_id
-        status = [500]
-
-        async def send_with_id(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                MutableHeaders(scope=message).append("x-request-id", request_id)
-            await send(message)
-
-        limit = self.max_upload_bytes if scope["path"] == "/v1/jobs" else self.max_body_bytes
-        received = 0
-        declared = headers.get(b"content-length", b"")
-        try:
-            if declared.isdigit() and int(declared) > limit:
-                response = error_response(request_id, 413, "body_too_large",
-                                          f"request body is {int(declared):,} bytes; the limit is {limit:,}")
-                await response(scope, receive, send_with_id)
-                return
-
-            async def limited_receive():  # bodies without Content-Length are counted as they arrive
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > limit:
-                        raise StarletteHTTPException(413, f"request body is over the limit of {limit:,} bytes")
-                return message
-
-            await self.app(scope, limited_receive, send_with_id)
-        finally:
-            seconds = time.perf_counter() - start
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            REQUESTS_TOTAL.labels(scope["method"], route, str(status[0])).inc()
-            REQUEST_SECONDS.labels(route).observe(seconds)
-            if route not in ("/healthz", "/readyz", "/metrics"):
-                log.info("request", extra={"fields": {
-                    "request_id": request_id, "method": scope["method"], "path": scope["path"],
-                    "status": status[0], "ms": round(seconds * 1000, 2)}})
 
 
 # --- the model in service -------------------------------------------------------------------------

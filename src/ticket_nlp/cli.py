@@ -427,7 +427,8 @@ def serve(
 
     import uvicorn
 
-    from ticket_nlp.api import WORKERS_ENV, log_config
+    from ticket_nlp.api import WORKERS_ENV
+    from ticket_nlp.observability import log_config
 
     source = model or os.environ.get("TICKET_NLP_MODEL") or str(model_dir())
     if "://" not in source and ":/" not in source:  # a directory: fail here, not in every worker
