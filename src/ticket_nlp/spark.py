@@ -227,6 +227,9 @@ def model_bundle(model: str | Path | None) -> Path:
     collide; the mapping travels too, so TICKET_NLP_REASONS set on the driver holds on executors.
     """
     directory = resolve_model(model)
+    key = _bundle_key(directory)
+    if key in _BUNDLES and _BUNDLES[key].exists():
+        return _BUNDLES[key]
     clf = Classifier.load(directory)  # verifies the sha256 on the driver: fail before any job starts
     reasons = Path(clf.reasons.source)
     name = f"ticket-nlp-model-{clf.metadata['artifact_sha256'][:12]}-{sha256_file(reasons)[:8]}"
@@ -242,7 +245,22 @@ def model_bundle(model: str | Path | None) -> Path:
             tmp.rename(bundle)
         except OSError:  # another run made it meanwhile
             shutil.rmtree(tmp, ignore_errors=True)
+    _BUNDLES[key] = bundle
     return bundle
+
+
+_BUNDLES: dict[tuple, Path] = {}
+
+
+def _bundle_key(directory: Path) -> tuple:
+    """What a bundle depends on, cheap to read: the model files and the reasons file as they are now."""
+    from ticket_nlp.config import reasons_path
+
+    def stamp(path: Path) -> tuple:
+        st = path.stat() if path.exists() else None
+        return (str(path.resolve()), st.st_mtime_ns if st else None, st.st_size if st else None)
+
+    return (stamp(directory / MODEL_FILE), stamp(directory / METADATA_FILE), stamp(Path(reasons_path())))
 
 
 _MODELS: dict[str, Classifier] = {}
