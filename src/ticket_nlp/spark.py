@@ -113,6 +113,8 @@ def get_session(master: str | None = None, conf: dict[str, str] | None = None) -
     builder = SparkSession.builder.appName("ticket-nlp score")
     if master:
         builder = builder.master(master)
+    if conf.get("spark.pyspark.python") and not _under_spark_submit():
+        os.environ["PYSPARK_PYTHON"] = conf["spark.pyspark.python"]  # PySpark reads the variable, not the setting
     if master and master.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         package_root = str(Path(__file__).resolve().parents[1])
@@ -211,7 +213,8 @@ def resolve_model(model: str | Path | None) -> Path:
     try:
         import mlflow
 
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text,
+                                                         tracking_uri=os.environ.get("MLFLOW_TRACKING_URI")))
     except Exception as err:  # MlflowException, unknown alias, unreachable server
         raise ArtifactError(f"cannot fetch model {text}: {err}") from err
     for candidate in (local, *sorted(p.parent for p in local.rglob(METADATA_FILE))):

@@ -207,3 +207,26 @@ def test_spark_paths_and_settings():
     assert parse_conf(["spark.executor.memory=4g", "spark.a=b=c"]) == {"spark.executor.memory": "4g", "spark.a": "b=c"}
     with pytest.raises(ScoreError, match="KEY=VALUE"):
         parse_conf(["spark.executor.memory"])
+
+
+@pytest.mark.spark
+def test_mlflow_model_uri_resolves_on_the_driver(model_dir, monkeypatch, tmp_path):
+    """A runs:/ URI is downloaded once on the driver and bundled like a directory (same content name)."""
+    from mlflow import MlflowClient
+
+    from ticket_nlp.model import ArtifactError
+    from ticket_nlp.spark import model_bundle, resolve_model
+
+    store = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # a file store keeps the test fast; servers work alike
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    client = MlflowClient(tracking_uri=store)  # no global MLflow state left behind
+    run = client.create_run(client.create_experiment("spark-test"))
+    # the layout the pyfunc model has: artifacts/<model directory>
+    client.log_artifacts(run.info.run_id, str(model_dir), "model/artifacts/ticket-classifier")
+    uri = f"runs:/{run.info.run_id}/model"
+    local = resolve_model(uri)
+    assert (local / "model.joblib").read_bytes() == (model_dir / "model.joblib").read_bytes()
+    assert model_bundle(uri).name == model_bundle(model_dir).name
+    with pytest.raises(ArtifactError, match="cannot fetch model"):
+        resolve_model("runs:/0123456789abcdef0123456789abcdef/model")
