@@ -431,6 +431,8 @@ def _run(spark: SparkSession, bundle: Path, input_uri: str, output_uri: str, fmt
     fs = _FileSystem(spark, output_uri)
     output_uri = output_uri.rstrip("/")
     partial = output_uri + ".partial"
+    if output_uri == input_uri.rstrip("/"):
+        raise ScoreError(f"{output_uri}: the output would replace the input; choose another -o")
     if fs.exists(output_uri) and not fs.is_scored_output(output_uri):
         raise ScoreError(f"{output_uri} exists and is not a Spark scoring output; remove it or choose another -o")
     batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"

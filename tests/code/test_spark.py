@@ -125,6 +125,15 @@ def test_ragged_utf8_bom_csv(clf, model_dir, spark, tmp_path):
 
 
 @pytest.mark.spark
+def test_empty_export(clf, model_dir, spark, tmp_path):
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({h: pa.array([], pa.string()) for h in HEADER}), src)
+    local, remote = both_engines(clf, model_dir, spark, src, tmp_path)
+    assert_equal_rows(local, remote)
+    assert remote[0] == [*HEADER, EXTRA_COLUMN, *OUTPUT_COLUMNS] and remote[1] == []
+
+
+@pytest.mark.spark
 def test_cli_engine_spark(model_dir, spark, tmp_path):
     src = tmp_path / "in.parquet"
     pq.write_table(pa.table({h: [r[i] for r in ROWS] for i, h in enumerate(HEADER)}), src)
@@ -155,6 +164,8 @@ def test_refuses_what_it_would_overwrite_or_rescore(model_dir, spark, tmp_path):
     with pytest.raises(ScoreError, match="not a Spark scoring output"):
         score_spark(str(src), str(precious), model=model_dir, spark=spark)
     assert (precious / "notes.txt").read_text() == "keep me"
+    with pytest.raises(ScoreError, match="would replace the input"):
+        score_spark(str(src), f"{src}/", model=model_dir, spark=spark)
     score_spark(str(src), str(tmp_path / "once"), model=model_dir, spark=spark)
     with pytest.raises(ScoreError, match="looks scored already"):
         score_spark(str(tmp_path / "once"), str(tmp_path / "twice"), model=model_dir, spark=spark)
