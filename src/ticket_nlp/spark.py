@@ -6,7 +6,9 @@ Why it is built this way:
   function the local engine calls, inside ``DataFrame.mapInArrow``. Cells reach it as the same Python
   values the local engine's pyarrow reader gives (``None`` read as ``""``), and every output cell is
   written through ``batch.text_cell``, as the local Parquet writer does: every column is text, ``""``
-  is null. So a Spark output read back equals the local engine's Parquet output.
+  is null. So a Spark output read back equals the local engine's Parquet output. (``mapInArrow``,
+  not ``mapInPandas``: pandas would turn an integer column with nulls into floats, 5 into "5.0".
+  Not ``mlflow.pyfunc.spark_udf`` either: it returns the pyfunc's columns, not the tn_* cells.)
 - **The model travels once.** The driver loads and verifies the model, copies its two files and the
   claimed-reason mapping it uses into one content-named directory, and ``SparkContext.addFile`` ships
   that directory to every executor once. Each Python worker loads it on its first batch and keeps it
@@ -15,9 +17,9 @@ Why it is built this way:
   so executors need no access to the tracking server.
 - **Output is all or nothing.** Partitioned Parquet goes to ``<output>.partial``; rows in and rows
   out are counted, and only when they agree is the directory renamed onto ``<output>``.
-- **Order.** Input with fewer partitions than the cluster has cores (one big CSV, a small Parquet
-  file) is spread by a range repartition on a row id, so all cores score and the part files, read in
-  name order, keep the input's row order.
+- **Order.** Input whose rows sit in fewer partitions than the cluster has cores (one big CSV, a
+  Parquet file of one row group) is spread by a range repartition on a row id, so all cores score
+  and the part files, read in name order, keep the input's row order.
 
 CSV/TSV are read with Python's ``csv`` dialect (``"`` quotes, ``""`` escapes, quoted line breaks),
 header stripped like the local reader. Cells beyond the header's width land in ``tn_extra_fields``
@@ -314,12 +316,23 @@ def read_input(spark: SparkSession, uri: str, fmt: str, encoding: str | None = N
     return df, True
 
 
-def _spread(df: DataFrame) -> DataFrame:
-    """Use every core even when the input is one partition, keeping the row order across parts."""
+def partition_rows(df: DataFrame) -> list[int]:
+    """Rows in each non-empty input partition: one job that reads no columns of a Parquet input.
+    (The partition count alone misleads: Spark splits a file by bytes, but rows come in row groups,
+    so a 1M-row file of one row group gives two partitions of which one holds every row.)"""
+    from pyspark.sql import functions as F
+
+    return [row["count"] for row in df.groupBy(F.spark_partition_id().alias("p")).count().collect()]
+
+
+def _spread(df: DataFrame, rows: list[int]) -> DataFrame:
+    """Use every core when the rows sit in fewer partitions than cores (one big CSV, a small Parquet
+    file) or pile up in one, keeping the row order across the part files; else leave the input be."""
     from pyspark.sql import functions as F
 
     cores = df.sparkSession.sparkContext.defaultParallelism
-    if df.rdd.getNumPartitions() >= cores:
+    total = sum(rows)
+    if not total or (len(rows) >= cores and max(rows) <= 2 * total / cores):
         return df
     return (df.withColumn(ROW_ID, F.monotonically_increasing_id()).repartitionByRange(cores, ROW_ID)
             .sortWithinPartitions(ROW_ID).drop(ROW_ID))
@@ -443,8 +456,9 @@ def _run(spark: SparkSession, bundle: Path, input_uri: str, output_uri: str, fmt
         df, raw = read_input(spark, input_uri, fmt, encoding)
     except AnalysisException as err:
         raise ScoreError(f"{input_uri}: Spark cannot read it as {fmt}: {str(err).splitlines()[0]}") from err
-    rows_in = df.count()
-    scored = score_dataframe(_spread(df), bundle.name, text_col=text_col, reason_col=reason_col, raw_record=raw,
+    rows = partition_rows(df)
+    rows_in = sum(rows)
+    scored = score_dataframe(_spread(df, rows), bundle.name, text_col=text_col, reason_col=reason_col, raw_record=raw,
                              delimiter="\t" if fmt == "tsv" else ",", source=input_uri)
     header = [c for c in df.columns if c != RAW_RECORD]
     ri = find_column(header, reason_col, REASON_HEADERS, "claimed reason", Path(input_uri), required=False)

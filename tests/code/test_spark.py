@@ -97,6 +97,30 @@ def test_parquet_with_bad_rows_and_typed_columns(clf, model_dir, spark, tmp_path
 
 
 @pytest.mark.spark
+def test_rows_in_one_of_many_partitions_are_spread(clf, model_dir, spark, tmp_path):
+    """Spark splits a file by bytes, rows come in row groups: all rows may sit in one of the splits.
+    The benchmark's 1M-row file did that and scored on one core; the spread must catch it."""
+    from ticket_nlp.spark import partition_rows
+
+    rows = (ROWS + MORE_ROWS) * 20
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({h: [f"{n}-{r[i]}" if i == 0 else r[i] for n, r in enumerate(rows)]
+                             for i, h in enumerate(HEADER)}), src)  # one row group
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "2048")
+    spark.conf.set("spark.sql.files.openCostInBytes", "0")
+    try:
+        read = spark.read.parquet(str(src))
+        assert read.rdd.getNumPartitions() >= 2 and len(partition_rows(read)) == 1  # the trap, as in the benchmark
+        local, remote = both_engines(clf, model_dir, spark, src, tmp_path)
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+        spark.conf.unset("spark.sql.files.openCostInBytes")
+    assert_equal_rows(local, remote)
+    parts = sorted((tmp_path / "spark.parquet").glob("part-*.parquet"))
+    assert [pq.read_metadata(p).num_rows > 0 for p in parts] == [True, True]
+
+
+@pytest.mark.spark
 def test_gbk_sample_export(clf, model_dir, spark, tmp_path):
     """The shipped Pinduoduo-style export: GBK detected, quoted line breaks, bad rows among 2,500."""
     src = ROOT / "data" / "samples" / "pdd_aftersales_gbk.csv"
