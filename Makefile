@@ -20,4 +20,4 @@ train: setup
 
 test: setup
 	$(BIN)/ruff check src tests scripts benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m 'spark or not spark'

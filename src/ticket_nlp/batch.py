@@ -122,8 +122,7 @@ class Writer:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        # every column as text: exports mix types within a column, and "" means missing
-        table = pa.table({h: pa.array([None if r[i] in ("", None) else str(r[i]) for r in rows], pa.string())
+        table = pa.table({h: pa.array([text_cell(r[i]) for r in rows], pa.string())
                           for i, h in enumerate(self.header)})
         if self.pq_writer is None:
             self.pq_writer = pq.ParquetWriter(self.partial, table.schema)
@@ -155,6 +154,12 @@ class Writer:
             if getattr(self, "pq_writer", None) is not None:
                 self.pq_writer.close()
             self.partial.unlink(missing_ok=True)
+
+
+def text_cell(value: Any) -> str | None:
+    """A cell as Parquet output stores it. Every column is text: exports mix types within a column,
+    and "" means missing. The Spark engine writes its cells through this too, so both engines agree."""
+    return None if value in ("", None) else str(value)
 
 
 def _xlsx_cell(value: Any) -> Any:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ticket_nlp.config import LABELS, LABELS_ZH, data_path, model_dir
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ticket_nlp.batch import Summary
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Label Chinese after-sales tickets and flag contradicted claimed reasons.")
@@ -319,10 +323,19 @@ def predict(
         console.print(line)
 
 
+class Engine(StrEnum):
+    """Where `score` runs: this machine's cores, or a Spark cluster (or Spark in local mode)."""
+
+    local = "local"
+    spark = "spark"
+
+
 @app.command()
 def score(
-    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Export: .csv .tsv .xlsx .parquet .jsonl")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Default: <input>.scored.<ext>")] = None,
+    input_path: Annotated[str, typer.Argument(metavar="INPUT", help="Export: .csv .tsv .xlsx .parquet .jsonl "
+                                              "(spark: Parquet/CSV/TSV, any URI Spark reads)")],
+    output: Annotated[str | None, typer.Option("-o", "--output", help="Default: <input>.scored.<ext> "
+                                               "(spark: <input>.scored.parquet, a directory)")] = None,
     text_col: Annotated[str | None, typer.Option("--text-col", help="Description column (default: found from headers).")] = None,
     reason_col: Annotated[str | None, typer.Option("--reason-col", help="Claimed-reason column.")] = None,
     sheet: Annotated[str | None, typer.Option("--sheet", help="Sheet of an .xlsx file.")] = None,
@@ -333,11 +346,19 @@ def score(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Also write an HTML report here.")] = None,
     train_if_missing: Annotated[bool, typer.Option("--train-if-missing", help="Train on the shipped corpus if no model exists.")] = False,
+    engine: Annotated[Engine, typer.Option("--engine", help="local: this machine; spark: a Spark cluster.")] = Engine.local,
+    master: Annotated[str | None, typer.Option("--master", help="Spark master (default local[*]; under spark-submit, its own).")] = None,
+    conf: Annotated[list[str] | None, typer.Option("--conf", help="Spark setting KEY=VALUE, repeatable.")] = None,
 ) -> None:
     """Score every row of a ticket export; rows in == rows out."""
     from ticket_nlp.batch import ScoreError, default_output, score_file, write_report
     from ticket_nlp.model import ArtifactError, Classifier
 
+    if engine is Engine.spark:
+        _score_with_spark(input_path, output, model, text_col, reason_col, sheet, encoding, chunk_rows, resume,
+                          report, master, conf)
+        return
+    input_path, output = Path(input_path), Path(output) if output else None
     try:
         clf = Classifier.load(model)
     except ArtifactError as err:
@@ -355,6 +376,37 @@ def score(
     except ScoreError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
+    _print_summary(summary, output)
+    if report:
+        write_report(summary, report, input_path)
+        console.print(f"report written to {report}")
+
+
+def _score_with_spark(input_uri: str, output: str | None, model: Path | None, text_col: str | None,
+                      reason_col: str | None, sheet: str | None, encoding: str | None, chunk_rows: int,
+                      resume: bool, report: Path | None, master: str | None, conf: list[str] | None) -> None:
+    """``score --engine spark``: the same cells as the local engine, as partitioned Parquet."""
+    from ticket_nlp.batch import ScoreError, write_report
+    from ticket_nlp.model import ArtifactError
+    from ticket_nlp.spark import default_output, parse_conf, score_spark
+
+    if resume or sheet:
+        console.print("[red]error:[/red] --resume and --sheet are for the local engine; a Spark run is all or nothing")
+        raise typer.Exit(2)
+    output = output or default_output(input_uri)
+    try:
+        summary = score_spark(input_uri, output, model=model, master=master, conf=parse_conf(conf),
+                              text_col=text_col, reason_col=reason_col, encoding=encoding, chunk_rows=chunk_rows)
+    except (ScoreError, ArtifactError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    _print_summary(summary, output)
+    if report:
+        write_report(summary, report, Path(input_uri.rstrip("/")))
+        console.print(f"report written to {report}")
+
+
+def _print_summary(summary: Summary, output: object) -> None:
     d = summary.to_dict()
     table = Table(title=f"{d['rows']:,} rows -> {output} ({d['seconds']} s, {d['rows_per_second'] or 0:,} rows/s)")
     table.add_column("")
@@ -375,9 +427,6 @@ def score(
         for k, v in worst:
             by.add_row(k, f"{v['rows']:,}", f"{v['mismatch']:,} ({v['mismatch'] / v['rows']:.0%})")
         console.print(by)
-    if report:
-        write_report(summary, report, input_path)
-        console.print(f"report written to {report}")
 
 
 @app.command()
