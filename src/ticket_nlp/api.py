@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+import uuid
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,8 +72,10 @@ from ticket_nlp.schemas import (
 log = logging.getLogger("ticket_nlp.api")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the console page and its assets
-# ``ticket-nlp serve --workers N`` sets this so a worker knows a uvicorn supervisor can replace it.
-WORKERS_ENV = "TICKET_NLP_WORKERS"
+# With several workers, ``serve`` names a token file here; rewriting it (POST /v1/admin/reload, or
+# SIGHUP to the supervisor) makes every worker reload its model in place.
+RELOAD_TOKEN_ENV = "TICKET_NLP_RELOAD_TOKEN"
+RELOAD_POLL_SECONDS = 0.5
 
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -264,13 +267,14 @@ async def reasons(clf: ClassifierDep) -> dict[str, Any]:
 async def reload_model(models: ModelsDep) -> dict[str, Any]:
     """Load the model source again (a retrained directory, or whatever ``@champion`` now points to).
 
-    With one process the new model is in service when this returns. Under ``--workers N`` the
-    uvicorn supervisor is asked (SIGHUP) to replace every worker, each new one in service before
-    the old one retires; that finishes after this returns.
+    With one process the new model is in service when this returns. Under ``--workers N`` every
+    worker is told (through the reload token) and reloads in place within a second; each swaps
+    its model only once the new one is loaded, so no request fails and no connection is cut.
     """
     previous = models.classifier.version if models.classifier else None
-    if int(os.environ.get(WORKERS_ENV, "1")) > 1:
-        os.kill(os.getppid(), signal.SIGHUP)
+    token = os.environ.get(RELOAD_TOKEN_ENV)
+    if token:
+        touch_reload_token(Path(token))
         return {"scope": "all_workers", "previous_version": previous, "model_version": None,
                 "source": models.source}
     try:
@@ -390,8 +394,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             log.error("model failed to load", extra={"fields": {"source": settings.model, "error": models.error}})
         loop = asyncio.get_running_loop()
         with suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no SIGHUP
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload_on_signal(models)))
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(models, "SIGHUP")))
+        token = os.environ.get(RELOAD_TOKEN_ENV)
+        watcher = asyncio.ensure_future(_watch_reload_token(models, Path(token))) if token else None
         yield
+        if watcher is not None:
+            watcher.cancel()
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
         app.state.jobs.shutdown()
@@ -452,10 +460,71 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     return app
 
 
-async def _reload_on_signal(models: ModelHolder) -> None:
+async def _reload(models: ModelHolder, trigger: str) -> None:
     try:
         clf = await run_in_threadpool(models.load)
-        log.info("model reloaded", extra={"fields": {"version": clf.version, "trigger": "SIGHUP"}})
+        log.info("model reloaded", extra={"fields": {"version": clf.version, "trigger": trigger}})
     except Exception:
-        log.error("reload on SIGHUP failed; the previous model stays in service",
+        log.error(f"reload on {trigger} failed; the previous model stays in service",
                   extra={"fields": {"error": models.error}})
+
+
+def touch_reload_token(token: Path) -> None:
+    """Give the token new content (atomically): every worker watching it reloads."""
+    tmp = token.with_name(f"{token.name}.{os.getpid()}.tmp")
+    tmp.write_text(uuid.uuid4().hex, encoding="utf-8")
+    os.replace(tmp, token)
+
+
+async def _watch_reload_token(models: ModelHolder, token: Path) -> None:
+    """Several workers: reload in place when the token changes. In place rather than by replacing
+    worker processes, because a process that exits cuts its keep-alive connections, and a client
+    sending on one at that moment gets a reset."""
+    def read() -> str:
+        try:
+            return token.read_text(encoding="utf-8")
+        except OSError:
+            return ""
+
+    seen = read()
+    while True:
+        await asyncio.sleep(RELOAD_POLL_SECONDS)
+        current = read()
+        if current != seen:
+            seen = current
+            await _reload(models, "reload token")
+
+
+def run(host: str, port: int, workers: int, log_level: str) -> None:
+    """Run the app under uvicorn (``ticket-nlp serve``). With several workers, the supervisor's
+    SIGHUP rewrites the reload token instead of replacing the workers (uvicorn's default)."""
+    import tempfile
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from ticket_nlp.observability import log_config
+
+    config = uvicorn.Config(
+        "ticket_nlp.api:create_app", factory=True, host=host, port=port, workers=workers,
+        log_config=log_config(log_level), access_log=False, timeout_graceful_shutdown=10,
+        # a new worker imports scikit-learn and loads the model before it answers the supervisor's
+        # ping; uvicorn's 5 s default kills it over and over on a busy machine
+        timeout_worker_healthcheck=60)
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    state = Path(tempfile.mkdtemp(prefix="ticket-nlp-serve-"))
+    token = state / "reload-token"
+    touch_reload_token(token)
+    os.environ[RELOAD_TOKEN_ENV] = str(token)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics sums the workers through these files
+        (state / "metrics").mkdir()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(state / "metrics")
+
+    class Supervisor(Multiprocess):
+        def handle_hup(self) -> None:
+            log.info("SIGHUP: every worker reloads its model in place")
+            touch_reload_token(token)
+
+    Supervisor(config, sockets=[config.bind_socket()]).run()

@@ -472,28 +472,17 @@ def serve(
 ) -> None:
     """Serve the real-time API (and the agent console) with uvicorn."""
     import os
-    import tempfile
 
-    import uvicorn
-
-    from ticket_nlp.api import WORKERS_ENV
-    from ticket_nlp.observability import log_config
+    from ticket_nlp.api import run
+    from ticket_nlp.model import is_model_uri
 
     source = model or os.environ.get("TICKET_NLP_MODEL") or str(model_dir())
-    if "://" not in source and ":/" not in source:  # a directory: fail here, not in every worker
+    if not is_model_uri(source):  # a directory: fail here, not in every worker
         _load_model(Path(source))
     os.environ["TICKET_NLP_MODEL"] = source
-    os.environ[WORKERS_ENV] = str(workers)
     os.environ["TICKET_NLP_LOG_LEVEL"] = log_level
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # /metrics sums the workers' counters through files in this directory
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ticket-nlp-metrics-")
     console.print(f"serving {source} on http://{host}:{port} ({workers} worker(s)); docs at /docs")
-    uvicorn.run("ticket_nlp.api:create_app", factory=True, host=host, port=port, workers=workers,
-                log_config=log_config(log_level), access_log=False, timeout_graceful_shutdown=10,
-                # a new worker imports scikit-learn and loads the model before it answers the
-                # supervisor's ping; uvicorn's 5 s default kills it over and over on a busy machine
-                timeout_worker_healthcheck=60)
+    run(host, port, workers, log_level)
 
 
 if __name__ == "__main__":

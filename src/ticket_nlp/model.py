@@ -163,9 +163,9 @@ def resolve_model_uri(uri: str) -> Path:
 
     from ticket_nlp.config import tracking_uri
 
-    mlflow.set_tracking_uri(tracking_uri())
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    store = tracking_uri()
+    try:  # the store is passed, not set globally: loading a model leaves MLflow's state alone
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=store, registry_uri=store))
     except Exception as err:  # MlflowException, missing run/alias, unreachable server
         raise ArtifactError(f"cannot fetch model {uri} from {tracking_uri()}: {err}") from err
     # the pyfunc keeps the model directory under artifacts/<its original directory name>

@@ -56,7 +56,7 @@ from ticket_nlp.batch import (
     text_cell,
 )
 from ticket_nlp.config import METADATA_FILE, MODEL_FILE, model_dir
-from ticket_nlp.model import ArtifactError, Classifier, sha256_file
+from ticket_nlp.model import Classifier, resolve_model_uri, sha256_file
 from ticket_nlp.tables import detect_encoding, find_column
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -206,23 +206,7 @@ def resolve_model(model: str | Path | None) -> Path:
     text = str(model)
     if ":/" not in text or Path(text).exists():
         return Path(text)
-    try:  # the MLflow integration's resolver, where it exists
-        from ticket_nlp.model import resolve_model_uri  # type: ignore[attr-defined]
-
-        return Path(resolve_model_uri(text))
-    except ImportError:
-        pass
-    try:
-        import mlflow
-
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text,
-                                                         tracking_uri=os.environ.get("MLFLOW_TRACKING_URI")))
-    except Exception as err:  # MlflowException, unknown alias, unreachable server
-        raise ArtifactError(f"cannot fetch model {text}: {err}") from err
-    for candidate in (local, *sorted(p.parent for p in local.rglob(METADATA_FILE))):
-        if (candidate / METADATA_FILE).exists() and (candidate / MODEL_FILE).exists():
-            return candidate
-    raise ArtifactError(f"{text}: downloaded to {local}, but no {MODEL_FILE} + {METADATA_FILE} in it")
+    return resolve_model_uri(text)
 
 
 def model_bundle(model: str | Path | None) -> Path:
