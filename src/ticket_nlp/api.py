@@ -41,7 +41,7 @@ from ticket_nlp import __version__
 from ticket_nlp.config import LABELS, LABELS_ZH, MAX_BATCH_ITEMS, ApiSettings
 from ticket_nlp.feedback import FeedbackError, FeedbackStore
 from ticket_nlp.jobs import UPLOAD_FORMATS, JobError, JobStore
-from ticket_nlp.model import Classifier, Prediction
+from ticket_nlp.model import Classifier, Prediction, freeze_heap
 from ticket_nlp.observability import (
     MODEL_INFO,
     RELOADS_TOTAL,
@@ -160,8 +160,10 @@ class ModelHolder:
             self.loaded_at, self.error = datetime.now(UTC).isoformat(timespec="seconds"), None
             if previous is not None:
                 MODEL_INFO.remove(previous.version)
+                del previous
             MODEL_INFO.labels(clf.version).set(1)
             RELOADS_TOTAL.labels("ok").inc()
+            freeze_heap()
             return clf
 
 

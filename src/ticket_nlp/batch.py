@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ticket_nlp.config import MAX_TEXT_CHARS
-from ticket_nlp.model import Classifier
+from ticket_nlp.model import Classifier, freeze_heap
 from ticket_nlp.tables import TableError, file_format, find_column, open_table
 
 ScoreError = TableError  # what batch callers catch: the input cannot be scored
@@ -275,7 +275,8 @@ def score_file(clf: Classifier, input_path: Path, output_path: Path | None = Non
     start = time.perf_counter()
     global _WORKER
     _WORKER = clf  # forked workers inherit the model: it is not pickled per chunk
-    pool = get_context("fork").Pool(workers) if workers > 1 else None
+    # forked workers inherit the model; freezing it keeps their collector off it (see freeze_heap)
+    pool = get_context("fork").Pool(workers, initializer=freeze_heap) if workers > 1 else None
     rows_done, chunks_done = done_rows, 0
 
     def finish(item: tuple, cells: list[list[Any]]) -> None:

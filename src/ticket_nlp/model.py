@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -173,6 +174,16 @@ def resolve_model_uri(uri: str) -> Path:
         if (candidate / METADATA_FILE).exists() and (candidate / MODEL_FILE).exists():
             return candidate
     raise ArtifactError(f"{uri} is not a ticket-nlp model (no {MODEL_FILE} + {METADATA_FILE} in it or its artifacts)")
+
+
+def freeze_heap() -> None:
+    """Move everything alive now (a loaded model's vocabularies: millions of objects) out of the
+    garbage collector's sight. Otherwise each full collection walks them all, about 90 ms, which
+    every other 1,000-ticket API batch paid. Unfreezing first lets a replaced model's cycles go.
+    Call it after loading a model in a long-lived process (API workers, scoring workers)."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def sha256_file(path: Path) -> str:

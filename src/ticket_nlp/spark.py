@@ -56,7 +56,7 @@ from ticket_nlp.batch import (
     text_cell,
 )
 from ticket_nlp.config import METADATA_FILE, MODEL_FILE, model_dir
-from ticket_nlp.model import Classifier, resolve_model_uri, sha256_file
+from ticket_nlp.model import Classifier, freeze_heap, resolve_model_uri, sha256_file
 from ticket_nlp.tables import detect_encoding, find_column
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -265,6 +265,7 @@ def _worker_model(name: str) -> Classifier:
 
         root = Path(SparkFiles.get(name))
         clf = _MODELS[name] = Classifier.load(root, reasons=ReasonMap.load(root / REASONS_FILE))
+        freeze_heap()
     return clf
 
 
