@@ -79,8 +79,11 @@ def _eval_sets(paths: list[Path] | None) -> dict:
     """Extra evaluation sets by file stem (realdev.tsv -> realdev), every row of each."""
     sets = {}
     for p in paths or []:
-        data = _load_data([p], None, None, None, None)
-        sets[p.stem] = data
+        if p.stem in ("train", "valid", "test") or p.stem in sets:  # would overwrite another set's metrics
+            console.print(f"[red]error:[/red] --eval {p}: its name {p.stem!r} is taken "
+                          f"({', '.join(['train', 'valid', 'test', *sets])}); rename the file")
+            raise typer.Exit(2)
+        sets[p.stem] = _load_data([p], None, None, None, None)
     return sets
 
 
@@ -382,7 +385,7 @@ def score(
         console.print(f"report written to {report}")
 
 
-def _score_with_spark(input_uri: str, output: str | None, model: Path | None, text_col: str | None,
+def _score_with_spark(input_uri: str, output: str | None, model: str | None, text_col: str | None,
                       reason_col: str | None, sheet: str | None, encoding: str | None, chunk_rows: int,
                       resume: bool, report: Path | None, master: str | None, conf: list[str] | None) -> None:
     """``score --engine spark``: the same cells as the local engine, as partitioned Parquet."""

@@ -47,14 +47,24 @@ def _inputs(model_input: Any) -> tuple[list[str], list[str | None]]:
     """Texts and claimed reasons from what callers pass: a DataFrame (text[, claimed_reason]),
     a list of texts, or a Series."""
     if isinstance(model_input, pd.DataFrame):
-        texts = model_input["text"] if "text" in model_input.columns else model_input.iloc[:, 0]
+        if "text" in model_input.columns:
+            texts = model_input["text"]
+        elif len(model_input.columns) == 1:  # an unnamed single column is the texts
+            texts = model_input.iloc[:, 0]
+        else:  # never guess: the first column might be the claimed reason
+            raise ValueError(f"the input needs a 'text' column; it has {list(model_input.columns)}")
         claimed = model_input["claimed_reason"] if "claimed_reason" in model_input.columns else None
     else:
         texts, claimed = pd.Series(list(model_input)), None
-    text_list = ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in texts]
+    text_list = ["" if _missing(v) else str(v) for v in texts]
     if claimed is None:
         return text_list, [None] * len(text_list)
-    return text_list, [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in claimed]
+    return text_list, [None if _missing(v) else str(v) for v in claimed]
+
+
+def _missing(value: Any) -> bool:
+    """None, NaN, pd.NA and NaT alike (pd.isna of a scalar; lists and arrays are never missing)."""
+    return value is None or (np.ndim(value) == 0 and bool(pd.isna(value)))
 
 
 class TicketNlpModel(mlflow.pyfunc.PythonModel):

@@ -49,8 +49,10 @@ def _champion(client, name: str, alias: str):
 
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as err:  # only "no such model/alias" means no champion; anything else
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":  # (server down, no permission) must stop here
+            return None
+        raise
 
 
 def _version_for_run(client, name: str, run_id: str) -> str:
@@ -84,7 +86,8 @@ def promote(run_id: str, eval_sets: dict[str, LabelledSet], force: bool = False,
     candidate = Classifier.load(f"runs:/{run_id}/{RUN_MODEL_NAME}")
     champion_mv = _champion(client, name, alias)
     champion_version = str(champion_mv.version) if champion_mv else None
-    champion = Classifier.load(f"models:/{name}@{alias}") if champion_mv else None
+    # by version, not alias: the alias could move between the two calls
+    champion = Classifier.load(f"models:/{name}/{champion_version}") if champion_mv else None
 
     table: list[dict[str, Any]] = []
     better_everywhere = True

@@ -56,7 +56,7 @@ from ticket_nlp.batch import (
     text_cell,
 )
 from ticket_nlp.config import METADATA_FILE, MODEL_FILE, model_dir
-from ticket_nlp.model import Classifier, freeze_heap, resolve_model_uri, sha256_file
+from ticket_nlp.model import Classifier, freeze_heap, is_model_uri, resolve_model_uri, sha256_file
 from ticket_nlp.tables import detect_encoding, find_column
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -201,12 +201,8 @@ class _FileSystem:
 # --- the model -----------------------------------------------------------------------------------
 def resolve_model(model: str | Path | None) -> Path:
     """A local model directory for a directory or an MLflow model URI (downloaded here, once)."""
-    if model is None:
-        return model_dir()
-    text = str(model)
-    if ":/" not in text or Path(text).exists():
-        return Path(text)
-    return resolve_model_uri(text)
+    raw = str(model or model_dir())  # model_dir() is TICKET_NLP_MODEL when set, a URI too
+    return resolve_model_uri(raw) if is_model_uri(raw) else Path(raw)
 
 
 def model_bundle(model: str | Path | None) -> Path:
@@ -222,7 +218,11 @@ def model_bundle(model: str | Path | None) -> Path:
     clf = Classifier.load(directory)  # verifies the sha256 on the driver: fail before any job starts
     reasons = Path(clf.reasons.source)
     name = f"ticket-nlp-model-{clf.metadata['artifact_sha256'][:12]}-{sha256_file(reasons)[:8]}"
-    bundle = Path(tempfile.gettempdir()) / f"ticket-nlp-spark-{os.getuid()}" / name
+    home = Path(tempfile.gettempdir()) / f"ticket-nlp-spark-{os.getuid()}"
+    home.mkdir(mode=0o700, exist_ok=True)
+    if home.stat().st_uid != os.getuid() or home.stat().st_mode & 0o077:  # a planted pickle would run code
+        raise ScoreError(f"{home} is not a private directory of this user; remove it and retry")
+    bundle = home / name
     if not bundle.exists():
         tmp = bundle.with_name(f"{name}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -452,9 +452,19 @@ def _run(spark: SparkSession, bundle: Path, input_uri: str, output_uri: str, fmt
         summary = summarize(spark.read.parquet(partial), header[ri] if ri is not None else None)
         if summary.rows != rows_in:
             raise ScoreError(f"{input_uri}: {rows_in:,} rows in but {summary.rows:,} rows out; output not written")
-        if fs.exists(output_uri):
-            fs.delete(output_uri)
-        fs.rename(partial, output_uri)
+        previous = f"{output_uri.rstrip('/')}.previous"
+        if fs.exists(output_uri):  # set the old output aside: a failed rename below loses nothing
+            if fs.exists(previous):
+                fs.delete(previous)
+            fs.rename(output_uri, previous)
+        try:
+            fs.rename(partial, output_uri)
+        except BaseException:
+            if fs.exists(previous):
+                fs.rename(previous, output_uri)
+            raise
+        if fs.exists(previous):
+            fs.delete(previous)
     except BaseException:
         if fs.exists(partial):
             fs.delete(partial)

@@ -23,9 +23,9 @@ from ticket_nlp.data import LabelledSet
 from ticket_nlp.evaluate import evaluate
 from ticket_nlp.model import PYFUNC_ARTIFACT, Classifier, Prediction
 from ticket_nlp.reasons import ReasonMap
+from ticket_nlp.text import mask_pii
 
 if TYPE_CHECKING:
-    import mlflow.pyfunc
 
     from ticket_nlp.experiment import ExperimentConfig
 
@@ -124,7 +124,7 @@ def misclassified_frame(data: LabelledSet, preds: list[Prediction]) -> pd.DataFr
     rows = []
     for i, p in enumerate(preds):
         if p.label != data.labels[i]:
-            rows.append({"text": data.texts[i], "label": data.labels[i], "predicted": p.label,
+            rows.append({"text": mask_pii(data.texts[i], addresses=True), "label": data.labels[i], "predicted": p.label,
                          "confidence": p.confidence, "needs_review": p.needs_review,
                          "claimed_reason": data.claimed[i] if data.claimed else None,
                          "mismatch": p.mismatch.status,
@@ -231,10 +231,3 @@ def log_training_run(clf: Classifier, data: LabelledSet, model_path: Path, confi
         mlflow.log_dict(meta, "metadata.json")
         log_pyfunc(Path(model_path), clf.reasons)
         return run.info.run_id
-
-
-def load_pyfunc(uri: str) -> mlflow.pyfunc.PyFuncModel:
-    import mlflow.pyfunc
-
-    mlflow.set_tracking_uri(tracking_uri())
-    return mlflow.pyfunc.load_model(uri)

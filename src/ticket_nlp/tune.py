@@ -43,19 +43,19 @@ def tune(data: LabelledSet, config: ExperimentConfig, track: bool = True, log=pr
         f"({len(train_set)} train / {len(valid)} valid rows)")
     mlflow = None
     parent = None
-    if track:
-        import mlflow
-
-        from ticket_nlp.tracking import setup
-
-        setup()
-        parent = mlflow.start_run(run_name=f"tune {config.name}")
-        mlflow.log_params({**{k: _plain(v) for k, v in {**DEFAULT_PARAMS, **config.params}.items()},
-                           "grid": json.dumps(config.grid), "config_file": config.source or "(none)",
-                           "points": len(points)})
-        mlflow.set_tags({"data_sha256": data.sha256, "data_source": data.source, "kind": "tune"})
     rows: list[dict[str, Any]] = []
-    try:
+    try:  # from the parent run's start: a failure anywhere ends it as FAILED
+        if track:
+            import mlflow
+
+            from ticket_nlp.tracking import setup
+
+            setup()
+            parent = mlflow.start_run(run_name=f"tune {config.name}")
+            mlflow.log_params({**{k: _plain(v) for k, v in {**DEFAULT_PARAMS, **config.params}.items()},
+                               "grid": json.dumps(config.grid), "config_file": config.source or "(none)",
+                               "points": len(points)})
+            mlflow.set_tags({"data_sha256": data.sha256, "data_source": data.source, "kind": "tune"})
         for point in points:
             params = {**config.params, **point}
             pipeline, seconds = fit_variant(train_set, params)
@@ -76,9 +76,12 @@ def tune(data: LabelledSet, config: ExperimentConfig, track: bool = True, log=pr
             mlflow.log_params({f"best_{k}": _plain(v) for k, v in best["params"].items()})
             mlflow.set_tag("best_run_id", best["run_id"])
             mlflow.log_dict({"rows": rows, "best": best}, "tune_results.json")
-    finally:
+    except BaseException:
         if mlflow is not None:
-            mlflow.end_run()
+            mlflow.end_run(status="FAILED")  # a crashed search is not FINISHED
+        raise
+    if mlflow is not None:
+        mlflow.end_run()
     return TuneResult(parent.info.run_id if parent else None, rows, best)
 
 

@@ -68,3 +68,19 @@ def test_train_says_when_a_label_has_too_few_rows(tmp_path):
                    + "快递慢,logistics\n不想要,no_reason_return\n垃圾,other\n", encoding="utf-8")
     result = runner.invoke(app, ["train", "--data", str(few), "--out", str(tmp_path / "m"), "--no-compare"])
     assert result.exit_code == 2 and "too few" in result.output
+
+
+def test_eval_files_cannot_take_a_split_name_or_each_others(tmp_path):
+    """`--eval x/test.tsv` would overwrite the test split's metrics in the run (and in promote)."""
+    for name in ("valid", "test"):
+        f = tmp_path / f"{name}.csv"
+        f.write_text("description,label\n袖口开线了,quality_defect\n", encoding="utf-8")
+        result = runner.invoke(app, ["train", "--no-track", "--eval", str(f), "--out", str(tmp_path / "m")])
+        assert result.exit_code == 2 and "is taken" in result.output
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    for d in (a, b):
+        (d / "real.csv").write_text("description,label\n袖口开线了,quality_defect\n", encoding="utf-8")
+    result = runner.invoke(app, ["train", "--no-track", "--eval", str(a / "real.csv"), "--eval", str(b / "real.csv")])
+    assert result.exit_code == 2 and "is taken" in result.output
+    assert not (tmp_path / "m").exists()  # refused before training

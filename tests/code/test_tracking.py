@@ -237,3 +237,16 @@ def test_shipped_configs_are_valid_and_differ():
     assert len({json.dumps(c.flat(), sort_keys=True, default=str) for c in trained}) == len(trained)
     assert load_config(ROOT / "configs" / "default.yaml").flat() == ExperimentConfig(
         source=str(ROOT / "configs" / "default.yaml")).flat() | {"config_name": "default"}
+
+
+def test_pyfunc_input_never_guesses_the_text_column():
+    import pandas as pd
+
+    from ticket_nlp.pyfunc import _inputs
+
+    with pytest.raises(ValueError, match="'text' column"):
+        _inputs(pd.DataFrame({"claimed_reason": ["质量问题"], "note": ["x"]}))
+    texts, claimed = _inputs(pd.DataFrame({"text": ["袖口开线", pd.NA, None],
+                                           "claimed_reason": [pd.NA, float("nan"), "质量问题"]}))
+    assert texts == ["袖口开线", "", ""] and claimed == [None, None, "质量问题"]
+    assert _inputs(pd.DataFrame({"0": ["鞋小了"]}))[0] == ["鞋小了"]  # one unnamed column is the texts
