@@ -220,8 +220,9 @@ def model_bundle(model: str | Path | None) -> Path:
     name = f"ticket-nlp-model-{clf.metadata['artifact_sha256'][:12]}-{sha256_file(reasons)[:8]}"
     home = Path(tempfile.gettempdir()) / f"ticket-nlp-spark-{os.getuid()}"
     home.mkdir(mode=0o700, exist_ok=True)
-    if home.stat().st_uid != os.getuid() or home.stat().st_mode & 0o077:  # a planted pickle would run code
-        raise ScoreError(f"{home} is not a private directory of this user; remove it and retry")
+    if home.stat().st_uid != os.getuid():  # someone else's directory could hold a planted pickle
+        raise ScoreError(f"{home} belongs to another user; remove it or set TMPDIR elsewhere")
+    home.chmod(0o700)
     bundle = home / name
     if not bundle.exists():
         tmp = bundle.with_name(f"{name}.{os.getpid()}.tmp")
