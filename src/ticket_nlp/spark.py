@@ -368,19 +368,31 @@ def score_dataframe(df: DataFrame, model: str, *, text_col: str | None = None, r
         raise ScoreError(f"{source}: already has {', '.join(clash)}; it looks scored already. Score the original export")
     ti = find_column(header, text_col, TEXT_HEADERS, "description", Path(source), required=True)
     ri = find_column(header, reason_col, REASON_HEADERS, "claimed reason", Path(source), required=False)
-    df = df.select(*header, RAW_RECORD) if raw_record else df.select(*header)
+    columns = [_col(c) for c in header] + ([_col(RAW_RECORD)] if raw_record else [])
+    # positional names in and out of mapInArrow (it resolves columns by name, and Spark parses
+    # "No." as a nested field); the cells are found by position, the real names put back by toDF
+    df = df.select(*columns)
+    df = df.toDF(*[f"_in{i}" for i in range(len(columns))])
     names = [*header, EXTRA_COLUMN, *OUTPUT_COLUMNS]
-    schema = StructType([StructField(n, StringType()) for n in names])
+    slots = [f"_tn{i}" for i in range(len(names))]
+    schema = StructType([StructField(n, StringType()) for n in slots])
     body = functools.partial(_score_batches, model=model, width=len(header), text_index=ti, reason_index=ri,
-                             raw_index=len(header) if raw_record else None, delimiter=delimiter, names=names)
-    return df.mapInArrow(body, schema)
+                             raw_index=len(header) if raw_record else None, delimiter=delimiter, names=slots)
+    return df.mapInArrow(body, schema).toDF(*names)
+
+
+def _col(name: str):
+    """A column by its exact name: backticks keep Spark from reading "No." or "a.b" as a nested field."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
 
 
 def summarize(scored: DataFrame, reason_col: str | None) -> Summary:
     """The local engine's summary, from one aggregation over the written output."""
     keys = ["tn_status", "tn_label", "tn_mismatch", "tn_needs_review"] + ([reason_col] if reason_col else [])
     summary = Summary()
-    for row in scored.groupBy(*keys).count().collect():
+    for row in scored.groupBy(*[_col(k) for k in keys]).count().collect():
         n, status = row["count"], row["tn_status"]
         summary.rows += n
         summary.statuses[status] += n

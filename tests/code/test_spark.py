@@ -149,6 +149,19 @@ def test_ragged_utf8_bom_csv(clf, model_dir, spark, tmp_path):
 
 
 @pytest.mark.spark
+def test_headers_with_dots_and_backticks(clf, model_dir, spark, tmp_path):
+    """Exports name columns "No." or "a.b": Spark must take them as names, not nested fields."""
+    src = tmp_path / "dots.csv"
+    with open(src, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["No.", "问题描述", "申请原因", "备注.内部`标记`"])
+        w.writerows([["1", "袖口开线了", "七天无理由退货", "a"], ["2", "鞋子小了一码", "尺码不合适", "b"]])
+    local, remote = both_engines(clf, model_dir, spark, src, tmp_path)
+    assert_equal_rows(local, remote)
+    assert remote[0][:4] == ["No.", "问题描述", "申请原因", "备注.内部`标记`"]
+
+
+@pytest.mark.spark
 def test_empty_export(clf, model_dir, spark, tmp_path):
     src = tmp_path / "in.parquet"
     pq.write_table(pa.table({h: pa.array([], pa.string()) for h in HEADER}), src)
