@@ -14,6 +14,7 @@ model under the experiment's name.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,11 @@ class ExperimentConfig:
         out["config_name"] = self.name
         out["config_file"] = self.source or "(none)"
         return out
+
+
+def param_value(value: Any) -> Any:
+    """An MLflow param value: lists, tuples and dicts as JSON text (MLflow stores params as strings)."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, list | tuple | dict) else value
 
 
 def _check_keys(found: dict[str, Any], allowed: set[str], where: str, source: str) -> None:

@@ -57,7 +57,7 @@ from ticket_nlp.batch import (
 )
 from ticket_nlp.config import METADATA_FILE, MODEL_FILE, model_dir
 from ticket_nlp.model import Classifier, freeze_heap, is_model_uri, resolve_model_uri, sha256_file
-from ticket_nlp.tables import detect_encoding, find_column
+from ticket_nlp.tables import FORMATS, detect_encoding, find_column
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -154,10 +154,10 @@ def input_format(uri: str) -> str:
     """parquet, csv or tsv, from the name, else from a local directory's files; Parquet otherwise
     (warehouse tables are directories of Parquet files)."""
     name = uri.rstrip("/").rsplit("/", 1)[-1].lower()
-    for suffix, fmt in ((".parquet", "parquet"), (".pq", "parquet"), (".csv", "csv"), (".tsv", "tsv"), (".txt", "tsv")):
-        if name.endswith(suffix):
-            return fmt
-    if name.endswith((".xlsx", ".jsonl")):
+    fmt = {**FORMATS, ".pq": "parquet"}.get(Path(name).suffix)
+    if fmt in ("parquet", "csv", "tsv"):
+        return fmt
+    if fmt in ("xlsx", "jsonl"):
         raise ScoreError(f"{uri}: the Spark engine reads Parquet and CSV/TSV; score .xlsx and .jsonl "
                          "with the local engine (--engine local)")
     local = _local_path(uri)

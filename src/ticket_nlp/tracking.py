@@ -21,12 +21,12 @@ import pandas as pd
 from ticket_nlp.config import LABELS, RUN_MODEL_NAME, experiment_name, tracking_uri
 from ticket_nlp.data import LabelledSet
 from ticket_nlp.evaluate import evaluate
+from ticket_nlp.experiment import param_value
 from ticket_nlp.model import PYFUNC_ARTIFACT, Classifier, Prediction
 from ticket_nlp.reasons import ReasonMap
 from ticket_nlp.text import mask_pii
 
 if TYPE_CHECKING:
-
     from ticket_nlp.experiment import ExperimentConfig
 
 # What the pyfunc needs at serving time, pinned to what trained it (scikit-learn pickles are
@@ -189,10 +189,9 @@ def log_training_run(clf: Classifier, data: LabelledSet, model_path: Path, confi
     meta = clf.metadata
     with mlflow.start_run(run_name=run_name or config.name) as run:
         params = config.flat()
-        params.update({k: v for k, v in meta["params"].items()})  # what was fitted (a compare may change it)
+        params.update(meta["params"])  # what was fitted (a compare may change it)
         params["variant"] = meta.get("variant", "")
-        mlflow.log_params({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v
-                           for k, v in params.items()})
+        mlflow.log_params({k: param_value(v) for k, v in params.items()})
         mlflow.set_tags({"model_version": clf.version, "data_sha256": data.sha256, "data_source": data.source,
                          "config_name": config.name, "description": config.description[:500]})
         _log_dataset(data)

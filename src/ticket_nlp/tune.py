@@ -16,7 +16,7 @@ from sklearn.model_selection import ParameterGrid
 
 from ticket_nlp.data import LabelledSet
 from ticket_nlp.evaluate import label_metrics
-from ticket_nlp.experiment import ExperimentConfig
+from ticket_nlp.experiment import ExperimentConfig, param_value
 from ticket_nlp.model import DEFAULT_PARAMS
 from ticket_nlp.train import ensure_splits, fit_variant
 
@@ -26,10 +26,6 @@ class TuneResult:
     parent_run_id: str | None
     rows: list[dict[str, Any]]  # {"params", "valid_macro_f1", "train_seconds", "run_id"}
     best: dict[str, Any]
-
-
-def _plain(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, list | tuple | dict) else value
 
 
 def tune(data: LabelledSet, config: ExperimentConfig, track: bool = True, log=print) -> TuneResult:
@@ -52,7 +48,7 @@ def tune(data: LabelledSet, config: ExperimentConfig, track: bool = True, log=pr
 
             setup()
             parent = mlflow.start_run(run_name=f"tune {config.name}")
-            mlflow.log_params({**{k: _plain(v) for k, v in {**DEFAULT_PARAMS, **config.params}.items()},
+            mlflow.log_params({**{k: param_value(v) for k, v in {**DEFAULT_PARAMS, **config.params}.items()},
                                "grid": json.dumps(config.grid), "config_file": config.source or "(none)",
                                "points": len(points)})
             mlflow.set_tags({"data_sha256": data.sha256, "data_source": data.source, "kind": "tune"})
@@ -64,7 +60,7 @@ def tune(data: LabelledSet, config: ExperimentConfig, track: bool = True, log=pr
             if mlflow is not None:
                 label = ", ".join(f"{k}={v}" for k, v in point.items())
                 with mlflow.start_run(run_name=label, nested=True) as child:
-                    mlflow.log_params({**{k: _plain(v) for k, v in {**DEFAULT_PARAMS, **params}.items()}})
+                    mlflow.log_params({**{k: param_value(v) for k, v in {**DEFAULT_PARAMS, **params}.items()}})
                     mlflow.log_metrics({"valid_macro_f1": f1, "train_seconds": seconds})
                     run_id = child.info.run_id
             rows.append({"params": point, "valid_macro_f1": round(f1, 4), "train_seconds": round(seconds, 1),
@@ -73,7 +69,7 @@ def tune(data: LabelledSet, config: ExperimentConfig, track: bool = True, log=pr
         best = max(rows, key=lambda r: r["valid_macro_f1"])  # max keeps the first of equals
         if mlflow is not None:
             mlflow.log_metric("best_valid_macro_f1", best["valid_macro_f1"])
-            mlflow.log_params({f"best_{k}": _plain(v) for k, v in best["params"].items()})
+            mlflow.log_params({f"best_{k}": param_value(v) for k, v in best["params"].items()})
             mlflow.set_tag("best_run_id", best["run_id"])
             mlflow.log_dict({"rows": rows, "best": best}, "tune_results.json")
     except BaseException:

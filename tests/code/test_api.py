@@ -213,40 +213,54 @@ def test_metrics_count_requests_labels_mismatches_and_errors(http, api_server):
 
 
 # --- reload ---------------------------------------------------------------------------------------
+class Traffic:
+    """Threads posting /v1/classify until the block ends; every answer is counted and every failure
+    kept (a non-200, a body without a label, or a reset connection)."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None, text: str = "快递丢了，一直没收到",
+                 threads: int = 3):
+        self.url, self.headers, self.text = url, headers or {}, text
+        self.failures: list[str] = []
+        self.answered = 0
+        self._done = threading.Event()
+        self._threads = [threading.Thread(target=self._post) for _ in range(threads)]
+
+    def _post(self) -> None:
+        with httpx.Client(base_url=self.url, headers=self.headers, timeout=30) as client:
+            while not self._done.is_set():
+                try:
+                    r = client.post("/v1/classify", json={"text": self.text})
+                except httpx.HTTPError as err:
+                    self.failures.append(repr(err))
+                    continue
+                self.answered += 1
+                if r.status_code != 200 or r.json()["label"] not in LABELS:
+                    self.failures.append(f"{r.status_code} {r.text[:200]}")
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        for thread in self._threads:
+            thread.join()
+
+
 def test_reload_under_traffic_fails_no_request(api_server, http):
     before = http.get("/v1/model").json()["loaded_at"]
-    failures: list[str] = []
-    done = threading.Event()
-    counts = [0]
-
-    def hammer():
-        with httpx.Client(base_url=api_server.url, headers=api_server.headers, timeout=30) as client:
-            while not done.is_set():
-                try:
-                    r = client.post("/v1/classify", json={"text": "快递丢了，一直没收到"})
-                except httpx.HTTPError as err:  # a reset connection is a failed request too
-                    failures.append(repr(err))
-                    continue
-                counts[0] += 1
-                if r.status_code != 200 or r.json()["label"] not in LABELS:
-                    failures.append(f"{r.status_code} {r.text[:200]}")
-
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
-    for t in threads:
-        t.start()
-    time.sleep(0.5)
-    r = http.post("/v1/admin/reload")
-    assert r.status_code == 200 and r.json()["scope"] == "this_process" and r.json()["model_version"]
-    os.kill(api_server.process.pid, signal.SIGHUP)  # `ticket-nlp serve` runs uvicorn in this process
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and '"trigger": "SIGHUP"' not in "\n".join(api_server.log_lines()):
-        time.sleep(0.2)
-    time.sleep(0.5)
-    done.set()
-    for t in threads:
-        t.join()
+    with Traffic(api_server.url, api_server.headers, threads=4) as traffic:
+        time.sleep(0.5)
+        r = http.post("/v1/admin/reload")
+        assert r.status_code == 200 and r.json()["scope"] == "this_process" and r.json()["model_version"]
+        os.kill(api_server.process.pid, signal.SIGHUP)  # `ticket-nlp serve` runs uvicorn in this process
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and '"trigger": "SIGHUP"' not in "\n".join(api_server.log_lines()):
+            time.sleep(0.2)
+        time.sleep(0.5)
     assert '"trigger": "SIGHUP"' in "\n".join(api_server.log_lines())
-    assert counts[0] > 20 and failures == []
+    assert traffic.answered > 20 and traffic.failures == []
     assert http.get("/v1/model").json()["loaded_at"] >= before
     metrics = httpx.get(f"{api_server.url}/metrics").text
     reloads = re.search(r'ticket_nlp_model_reloads_total\{outcome="ok"\} ([0-9.]+)', metrics)
@@ -293,44 +307,23 @@ def test_reload_with_several_workers_reloads_each_in_place_without_failures(mode
         workers = _worker_pids(server.process.pid)
         assert len(workers) == 2
         time.sleep(1)  # both workers serving
-        failures: list[str] = []
-        done = threading.Event()
-        counts = [0]
-
-        def hammer():
-            with httpx.Client(base_url=server.url, timeout=30) as client:
-                while not done.is_set():
-                    try:
-                        r = client.post("/v1/classify", json={"text": "发错颜色了，要退货"})
-                    except httpx.HTTPError as err:  # a reset connection is a failed request too
-                        failures.append(repr(err))
-                        continue
-                    counts[0] += 1
-                    if r.status_code != 200:
-                        failures.append(f"{r.status_code} {r.text[:200]}")
-
         def reloads() -> int:
             return "\n".join(server.log_lines()).count('"trigger": "reload token"')
 
-        threads = [threading.Thread(target=hammer) for _ in range(3)]
-        for t in threads:
-            t.start()
-        r = httpx.post(f"{server.url}/v1/admin/reload")
-        assert r.status_code == 200 and r.json()["scope"] == "all_workers"
-        deadline = time.monotonic() + 90
-        while reloads() < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert reloads() == 2  # each worker once
-        os.kill(server.process.pid, signal.SIGHUP)  # the supervisor: same, without replacing anyone
-        while reloads() < 4 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(0.5)
-        done.set()
-        for t in threads:
-            t.join()
+        with Traffic(server.url, text="发错颜色了，要退货") as traffic:
+            r = httpx.post(f"{server.url}/v1/admin/reload")
+            assert r.status_code == 200 and r.json()["scope"] == "all_workers"
+            deadline = time.monotonic() + 90
+            while reloads() < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert reloads() == 2  # each worker once
+            os.kill(server.process.pid, signal.SIGHUP)  # the supervisor: same, without replacing anyone
+            while reloads() < 4 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(0.5)
         assert reloads() == 4
         assert _worker_pids(server.process.pid) == workers  # reloaded in place, not replaced
-        assert failures == [] and counts[0] > 20
+        assert traffic.failures == [] and traffic.answered > 20
         metrics = httpx.get(f"{server.url}/metrics").text  # summed over both workers
         assert 'ticket_nlp_model_reloads_total{outcome="ok"} 6.0' in metrics  # 2 starts + 4 reloads
     finally:
