@@ -253,7 +253,8 @@ async def model_info(clf: ClassifierDep, models: ModelsDep) -> dict[str, Any]:
     return {"name": meta.get("name", "ticket-nlp"), "version": clf.version, "source": models.source,
             "trained_at": meta.get("trained_at"), "loaded_at": models.loaded_at, "labels": list(LABELS),
             "labels_zh": LABELS_ZH,
-            "thresholds": {"review": clf.review_thresholds, "mismatch": clf.mismatch_threshold},
+            "thresholds": {"review": clf.review_thresholds, "mismatch": clf.mismatch_threshold,
+                           "claim_agreement": clf.claim_agreement},
             "metrics": meta.get("metrics", {}), "variant": meta.get("variant"), "params": meta.get("params", {})}
 
 

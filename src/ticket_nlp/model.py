@@ -52,6 +52,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "calibration": "sigmoid",  # CalibratedClassifierCV method
     "calibration_cv": 5,
 }
+LABEL_INDEX = {lab: i for i, lab in enumerate(LABELS)}
+DEFAULT_CLAIM_AGREEMENT = 0.75  # share of claims that fit their text, when training did not measure it
 EVIDENCE_TERMS = 5
 EVIDENCE_MIN_SHARE = 0.15  # spans weaker than this share of the strongest one are noise to a reader
 FUNCTION_CHARS = tuple("的了有都就也还是很太在我你他她它这那个们吧吗呢啊呀哦嘛着过和与及或把被给让到说要会能就又再才")
@@ -205,6 +207,7 @@ class Classifier:
         thresholds = self.metadata.get("thresholds", {})
         self.review_thresholds: dict[str, float] = thresholds.get("review", dict.fromkeys(LABELS, 0.5))
         self.mismatch_threshold: float = thresholds.get("mismatch", 0.6)
+        self.claim_agreement: float = thresholds.get("claim_agreement", DEFAULT_CLAIM_AGREEMENT)
         try:
             self._compiled: CompiledPipeline | None = CompiledPipeline(pipeline)
         except ValueError:  # e.g. isotonic calibration: use the Pipeline itself
@@ -290,7 +293,7 @@ class Classifier:
             label = LABELS[b]
             confidence = row[b]
             evidence = self._evidence(text, *top[i]) if explain else []
-            mismatch = self._mismatch(normalized[i], claimed_reasons[i], label, confidence, evidence)
+            mismatch = self._mismatch(normalized[i], claimed_reasons[i], label, row, evidence)
             out.append(Prediction(
                 label=label,
                 probabilities={lab: round(p, 4) for lab, p in zip(LABELS, row, strict=True)},
@@ -302,10 +305,17 @@ class Classifier:
             ))
         return out
 
-    def _mismatch(self, normalized: str, claimed: str | None, label: str, confidence: float,
+    def _mismatch(self, normalized: str, claimed: str | None, label: str, row: list[float],
                   evidence: list[Evidence]) -> Mismatch:
         """LABELING.md's rules: 其他 is never contradicted, vague text never flagged, and a flag
-        needs the text to point confidently outside every label the claim accepts."""
+        needs the text to point confidently outside every label the claim accepts.
+
+        "Confidently" is two tests. The predicted label's probability reaches the threshold chosen
+        on ``valid``; and the claim stays more likely wrong than right once the claim itself counts
+        as evidence. Buyers pick a fitting reason most of the time (``claim_agreement``, measured on
+        the training split), so a text that still gives the claimed labels some probability is read
+        in the claim's favour: a flag is an accusation, and a seller appeals with it.
+        """
         if claimed is None or (isinstance(claimed, str) and not claimed.strip()):
             return Mismatch(None, None, [], "not_claimed")
         claimed_labels = self.reasons.lookup(claimed)
@@ -317,7 +327,9 @@ class Classifier:
         if label == "other" or content_chars(normalized) < MIN_CONTENT_CHARS:
             result.status = "insufficient_text"
             return result
-        if confidence >= self.mismatch_threshold:
+        supported = sum(row[LABEL_INDEX[c]] for c in claimed_labels)
+        if row[LABEL_INDEX[label]] >= self.mismatch_threshold and \
+                claim_posterior(supported, len(claimed_labels), self.claim_agreement) < 0.5:
             result.status = "mismatch"
             crosses = any((label in SELLER_SIDE and c in BUYER_SIDE) or (label in BUYER_SIDE and c in SELLER_SIDE)
                           for c in claimed_labels)
@@ -398,6 +410,19 @@ class Classifier:
         merged.sort(key=lambda s: -s[2])
         floor = merged[0][2] * EVIDENCE_MIN_SHARE if merged else 0
         return [Evidence(original[s:e], round(w, 4), s, e) for s, e, w in merged[:EVIDENCE_TERMS] if w >= floor]
+
+
+def claim_posterior(supported: float, n_claimed: int, agreement: float) -> float:
+    """Probability that the claimed reason is right, given the text and the claim.
+
+    ``supported`` is the text's probability for the labels the claim accepts. A buyer picks a
+    reason that fits with probability ``agreement``; one that does not fit is any of the other
+    labels' reasons alike. Bayes: odds = agreement * supported / ((1 - agreement) / others * (1 - supported)).
+    """
+    others = max(len(LABELS) - n_claimed, 1)
+    honest = agreement * supported
+    dishonest = (1 - agreement) / others * (1 - supported)
+    return honest / (honest + dishonest) if honest + dishonest > 0 else 0.0
 
 
 def _feature_term(feature: str) -> tuple[str, bool]:

@@ -17,7 +17,7 @@ from ticket_nlp import __version__
 from ticket_nlp.config import LABELS
 from ticket_nlp.data import LabelledSet
 from ticket_nlp.evaluate import choose_review_thresholds, evaluate, expected_mismatch, label_metrics
-from ticket_nlp.model import DEFAULT_PARAMS, Classifier, build_pipeline
+from ticket_nlp.model import DEFAULT_CLAIM_AGREEMENT, DEFAULT_PARAMS, Classifier, build_pipeline
 from ticket_nlp.reasons import ReasonMap
 from ticket_nlp.text import normalize_text
 
@@ -84,6 +84,20 @@ def choose_mismatch_threshold(clf: Classifier, valid: LabelledSet,
     return DEFAULT_MISMATCH_THRESHOLD, {}
 
 
+def claim_agreement(data: LabelledSet, reasons: ReasonMap) -> float:
+    """Share of rows whose claimed reason accepts their label, among rows where a claim can agree
+    or disagree (a known reason other than 其他, a text that is not ``other``): the prior the
+    mismatch check gives a claim (``model.claim_posterior``)."""
+    verdicts = []
+    for label, claimed in zip(data.labels, data.claimed or [None] * len(data), strict=True):
+        accepted = reasons.lookup(claimed) if claimed else None
+        if accepted and "other" not in accepted and label != "other":
+            verdicts.append(label in accepted)
+    if len(verdicts) < 50:  # too few claims to measure: keep the default
+        return DEFAULT_CLAIM_AGREEMENT
+    return round(float(np.mean(verdicts)), 4)
+
+
 def fit_variant(train: LabelledSet, params: dict[str, Any]):
     pipeline = build_pipeline(params)
     start = time.perf_counter()
@@ -132,6 +146,7 @@ def train(data: LabelledSet, params: dict[str, Any] | None = None, compare: bool
     clf = Classifier(pipeline, {}, reasons)
     proba = clf.predict_proba(valid.texts)
     clf.review_thresholds = choose_review_thresholds(proba, valid.labels, review_precision)
+    clf.claim_agreement = claim_agreement(train_set, clf.reasons)
     clf.mismatch_threshold, mismatch_at = choose_mismatch_threshold(clf, valid, mismatch_precision)
     trained_at = datetime.now(UTC)
     clf.metadata = {
@@ -145,6 +160,7 @@ def train(data: LabelledSet, params: dict[str, Any] | None = None, compare: bool
         "data": {"source": data.source, "sha256": data.sha256, "rows": len(data),
                  "train": len(train_set), "valid": len(valid), "test": len(test)},
         "thresholds": {"review": clf.review_thresholds, "mismatch": clf.mismatch_threshold,
+                       "claim_agreement": clf.claim_agreement,
                        "review_precision_target": review_precision,
                        "mismatch_precision_target": mismatch_precision,
                        "mismatch_on_valid": mismatch_at},

@@ -183,3 +183,31 @@ def test_quality_floor_on_test_split(clf):
     assert report["macro_f1"] >= TEST_MACRO_F1_FLOOR
     assert report["mismatch"]["precision"] >= TEST_MISMATCH_PRECISION_FLOOR
     assert report["mismatch"]["recall"] >= 0.5
+
+
+def test_a_flag_needs_the_claim_to_be_more_likely_wrong_than_right(clf):
+    """Every flag has the text's confidence over the threshold and the claim's posterior below 1/2;
+    trusting claims more (a higher agreement prior) can only remove flags, never add them."""
+    from ticket_nlp.config import LABELS
+    from ticket_nlp.model import claim_posterior
+
+    texts = ["收到就发现有瑕疵，袖口开线", "没什么问题，就是不太喜欢这个颜色", "我要换小一码", "快递一个星期还没到",
+             "质量一般吧，也不是不能穿", "有点大，面料也一般", "不喜欢，而且线头很多"] * 3
+    claims = ["七天无理由退货"] * 7 + ["质量问题"] * 7 + ["尺码不合适"] * 7
+    saved = clf.claim_agreement
+    try:
+        flagged = {}
+        for agreement in (0.5, saved, 0.99):
+            clf.claim_agreement = agreement
+            preds = clf.predict(texts, claims)
+            flagged[agreement] = {i for i, p in enumerate(preds) if p.mismatch.status == "mismatch"}
+            for i in flagged[agreement]:
+                p = preds[i]
+                supported = sum(p.probabilities[lab] for lab in p.mismatch.claimed_labels)
+                assert p.confidence >= clf.mismatch_threshold - 1e-4
+                assert claim_posterior(supported, len(p.mismatch.claimed_labels), agreement) < 0.5 + 1e-3
+                assert set(p.probabilities) == set(LABELS)
+        assert flagged[0.99] <= flagged[saved] <= flagged[0.5]
+        assert flagged[saved], "the clear contradictions are still flagged"
+    finally:
+        clf.claim_agreement = saved
