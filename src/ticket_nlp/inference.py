@@ -14,7 +14,7 @@ from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
 from ticket_nlp.features import CharNgramTfidf, FastTfidfVectorizer, _hashed_ngrams
-from ticket_nlp.text import normalize_text
+from ticket_nlp.text import finish_normalizing, script_form
 
 
 def _tfidf(counts: sp.csr_matrix, idf: np.ndarray, sublinear: bool) -> sp.csr_matrix:
@@ -68,8 +68,11 @@ class CompiledPipeline:
         else:  # IsotonicRegression(out_of_bounds="clip"): clip, then linear interpolation
             self.isotonic = [(c.X_min_, c.X_max_, c.X_thresholds_, c.y_thresholds_) for c in calibrated.calibrators]
 
-    def normalize(self, texts: list[object]) -> list[str]:
-        return [normalize_text(t, self.emoji, self.mask) for t in texts]
+    def normalize(self, texts: list[object]) -> tuple[list[str], list[str | None]]:
+        """Normalised texts, and each one's ``script_form`` (evidence spans reuse it)."""
+        scripts = [script_form(t) if isinstance(t, str) else None for t in texts]
+        emoji, mask = self.emoji, self.mask
+        return [finish_normalizing(s, emoji, mask) if s is not None else "" for s in scripts], scripts
 
     def features(self, normalized: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
         """Word and char TF-IDF blocks (kept apart: evidence reads them separately)."""

@@ -260,22 +260,24 @@ class Classifier:
     # prediction
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Probabilities, columns in ``LABELS`` order."""
-        return self._score(list(texts))[1]
+        return self._score(list(texts))[2]
 
-    def _score(self, texts: list[object]) -> tuple[list[str], np.ndarray, list[sp.csr_matrix]]:
-        """Normalised texts, probabilities (LABELS order) and the feature blocks behind them."""
+    def _score(self, texts: list[object]) -> tuple[list[str], list[str | None], np.ndarray, list[sp.csr_matrix]]:
+        """Normalised texts, their script forms (None when not kept), probabilities (LABELS order)
+        and the feature blocks behind them."""
         if self._compiled is not None:
-            normalized = self._compiled.normalize(texts)
+            normalized, scripts = self._compiled.normalize(texts)
             words, chars = self._compiled.features(normalized)
             proba = self._compiled.proba(words, chars)
             blocks = [words] if chars is None else [words, chars]
         else:
             normalized = self.pipeline.named_steps["normalize"].transform(texts)
+            scripts = [None] * len(texts)
             tokens = self.pipeline.named_steps["segment"].transform(normalized)
             features = self.pipeline.named_steps["features"].transform(tokens).tocsr()
             proba = self.pipeline.named_steps["clf"].predict_proba(features)
             blocks = [features]
-        return normalized, proba[:, self._column_order], blocks
+        return normalized, scripts, proba[:, self._column_order], blocks
 
     def predict(self, texts: list[str], claimed_reasons: list[str | None] | None = None,
                 explain: bool = True) -> list[Prediction]:
@@ -284,22 +286,24 @@ class Classifier:
             claimed_reasons = [None] * len(texts)
         if len(claimed_reasons) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(claimed_reasons)} claimed reasons")
-        normalized, proba, blocks = self._score(texts)
+        normalized, scripts, proba, blocks = self._score(texts)
         best = proba.argmax(axis=1)
         top = self._top_features(blocks, best) if explain else None
+        review = self.review_thresholds
         out = []
-        # plain Python floats and ints: indexing NumPy arrays per text costs more than the rest of the loop
-        for i, (text, row, b) in enumerate(zip(texts, proba.tolist(), best.tolist(), strict=True)):
+        # plain Python floats and ints, rounded in one NumPy call: indexing NumPy arrays or calling
+        # round() per text costs more than the rest of the loop
+        for i, (text, row, shown, b) in enumerate(zip(texts, proba.tolist(), proba.round(4).tolist(), best.tolist(),
+                                                      strict=True)):
             label = LABELS[b]
             confidence = row[b]
-            evidence = self._evidence(text, *top[i]) if explain else []
+            evidence = self._evidence(text, scripts[i], *top[i]) if explain else []
             mismatch = self._mismatch(normalized[i], claimed_reasons[i], label, row, evidence)
             out.append(Prediction(
                 label=label,
-                probabilities={lab: round(p, 4) for lab, p in zip(LABELS, row, strict=True)},
-                confidence=round(confidence, 4),
-                needs_review=confidence < self.review_thresholds.get(label, 0.5)
-                or content_chars(normalized[i]) < MIN_CONTENT_CHARS,
+                probabilities=dict(zip(LABELS, shown, strict=True)),
+                confidence=shown[b],
+                needs_review=confidence < review.get(label, 0.5) or content_chars(normalized[i]) < MIN_CONTENT_CHARS,
                 evidence=evidence,
                 mismatch=mismatch,
             ))
@@ -381,34 +385,46 @@ class Classifier:
             found = self._terms[col] = _feature_term(self._feature_names[col])
         return found
 
-    def _evidence(self, original: object, cols: np.ndarray, weights: np.ndarray) -> list[Evidence]:
+    def _evidence(self, original: object, script: str | None, cols: np.ndarray, weights: np.ndarray) -> list[Evidence]:
         if not isinstance(original, str) or not len(cols):
             return []
-        aligned, index = char_alignment(original)
+        aligned, index = char_alignment(original, script)
+        if isinstance(index, range):  # the usual case: positions need no mapping
+            index = None
+        terms, term_of = self._terms, self._term
         spans: list[tuple[int, int, float]] = []
         for col, weight in zip(cols.tolist(), weights.tolist(), strict=True):
-            term, negated = self._term(col)
+            term, negated = terms.get(col) or term_of(col)
             if not term:
                 continue
             if negated:
-                spans.extend((index[s], index[e - 1] + 1, weight) for s, e in _term_spans(term, True, aligned))
-                continue
-            # _term_spans inlined for the common case (this loop runs ten times per ticket)
-            start, last = aligned.find(term), len(term) - 1
-            if start != -1:
-                spans.append((index[start], index[start + last] + 1, weight))
+                found = _term_spans(term, True, aligned)
+            else:  # _term_spans inlined for the common case (this loop runs ten times per ticket)
+                start = aligned.find(term)
+                if start == -1:
+                    continue
+                found = [(start, start + len(term))]
                 start = aligned.find(term, start + 1)
                 if start != -1:
-                    spans.append((index[start], index[start + last] + 1, weight))
-        merged: list[list[float]] = []
-        for start, end, weight in sorted(spans):
-            if merged and start < merged[-1][1]:  # overlapping, not merely adjacent
-                merged[-1][1] = max(merged[-1][1], end)
-                merged[-1][2] += weight
+                    found.append((start, start + len(term)))
+            if index is None:
+                spans.extend((s, e, weight) for s, e in found)
+            else:
+                spans.extend((index[s], index[e - 1] + 1, weight) for s, e in found)
+        if not spans:
+            return []
+        spans.sort()
+        merged = [list(spans[0])]
+        for start, end, weight in spans[1:]:
+            last = merged[-1]
+            if start < last[1]:  # overlapping, not merely adjacent
+                if end > last[1]:
+                    last[1] = end
+                last[2] += weight
             else:
                 merged.append([start, end, weight])
         merged.sort(key=lambda s: -s[2])
-        floor = merged[0][2] * EVIDENCE_MIN_SHARE if merged else 0
+        floor = merged[0][2] * EVIDENCE_MIN_SHARE
         return [Evidence(original[s:e], round(w, 4), s, e) for s, e, w in merged[:EVIDENCE_TERMS] if w >= floor]
 
 

@@ -66,6 +66,23 @@ def nfkc(text: str) -> str:
     return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
 
 
+def script_form(text: str) -> str:
+    """The first half of normalising: NFKC, simplified script, lower-case. Positions usually match
+    the buyer's text one to one here (masks and collapsed spaces come after), which is what lets
+    evidence spans found in it point back into the original (``char_alignment``)."""
+    text = nfkc(text[:MAX_TEXT_CHARS])
+    return (to_simplified(text) if not text.isascii() else text).lower()
+
+
+def finish_normalizing(text: str, emoji: str = "keep", mask: bool = True) -> str:
+    """The second half: masks, the emoji rule, one space between words."""
+    if mask:
+        text = mask_pii(text)
+    if emoji == "drop":
+        text = EMOJI_RE.sub(" ", text)
+    return " ".join(text.split())
+
+
 def normalize_text(text: object, emoji: str = "keep", mask: bool = True) -> str:
     """Canonical form of a description: NFKC, simplified script, lower-case, masked, one space.
 
@@ -75,13 +92,7 @@ def normalize_text(text: object, emoji: str = "keep", mask: bool = True) -> str:
     """
     if not isinstance(text, str):
         return ""
-    text = nfkc(text[:MAX_TEXT_CHARS])
-    text = (to_simplified(text) if not text.isascii() else text).lower()
-    if mask:
-        text = mask_pii(text)
-    if emoji == "drop":
-        text = EMOJI_RE.sub(" ", text)
-    return " ".join(text.split())
+    return finish_normalizing(script_form(text), emoji, mask)
 
 
 _NOT_CONTENT_RE = re.compile(r"[\W_]+")
@@ -92,13 +103,16 @@ def content_chars(text: str) -> int:
     return len(_NOT_CONTENT_RE.sub("", text))
 
 
-def char_alignment(original: str) -> tuple[str, list[int] | range]:
+def char_alignment(original: str, script: str | None = None) -> tuple[str, list[int] | range]:
     """The original text in normalised script with, per output character, its original index.
 
     Used to put evidence terms (found in normalised text) back onto the buyer's own characters.
     Masking is left out: placeholders are never evidence. Usually NFKC and lower-casing keep the
     length and the mapping is the identity; otherwise it is built character by character.
+    ``script``, the text's ``script_form`` when the caller has it already, saves converting twice.
     """
+    if script is not None and len(script) == len(original):
+        return script, range(len(original))
     flat = nfkc(original).lower()
     if len(flat) == len(original):
         index: list[int] | range = range(len(original))

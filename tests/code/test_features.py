@@ -36,7 +36,10 @@ def test_compiled_path_equals_pipeline(clf, corpus_rows):
 
 
 def test_normalized_text_feeds_both_paths(clf):
-    assert clf._compiled.normalize(["衣服質量差"]) == [normalize_text("衣服質量差")]
+    texts = ["衣服質量差，电话138****6632", "  ＡＢＣ  起球 ", None]
+    normalized, scripts = clf._compiled.normalize(texts)
+    assert normalized == [normalize_text(t) for t in texts]
+    assert scripts == ["衣服质量差,电话138****6632", "  abc  起球 ", None]  # before masks and spaces
 
 
 def test_compiled_isotonic_path_equals_pipeline(corpus_rows):
