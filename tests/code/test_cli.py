@@ -16,7 +16,7 @@ def test_predict_readable_and_json(model_dir):
     result = runner.invoke(app, ["predict", "衣服袖口开线了", "--claimed", "七天无理由退货", "--model", str(model_dir)])
     assert result.exit_code == 0, result.output
     assert "quality_defect" in result.output and "mismatch" in result.output
-    result = runner.invoke(app, ["predict", "太大了", "--json", "--model", str(model_dir)])
+    result = runner.invoke(app, ["predict", "穿着偏大，想换小一码", "--json", "--model", str(model_dir)])
     row = json.loads(result.output)
     assert row["label"] == "size_exchange" and row["mismatch"]["status"] == "not_claimed"
     assert row["model_version"]
