@@ -5,6 +5,7 @@ fastText, the last two trained on the same split as the model."""
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from ticket_nlp.text import Segmenter, normalize_text
@@ -51,14 +52,16 @@ class FastTextClassifier:
                             encoding="utf-8")
             self.model = fasttext.train_supervised(str(path), epoch=self.epoch, wordNgrams=self.word_ngrams,
                                                    dim=self.dim, lr=0.5, verbose=0, thread=1, seed=0)
+        self.fallback = Counter(labels).most_common(1)[0][0]
         return self
 
     def predict(self, texts: list[str]) -> list[str]:
         out = []
         for text in texts:
             # fasttext-wheel's Python predict() breaks on NumPy 2; the C++ binding call does not.
-            (_, label), = self.model.f.predict(self._line(text), 1, 0.0, "strict")
-            out.append(label.removeprefix("__label__"))
+            # A text with no word fastText knows ("无感") gets no answer: give the commonest label.
+            found = self.model.f.predict(self._line(text), 1, 0.0, "strict")
+            out.append(found[0][1].removeprefix("__label__") if found else self.fallback)
         return out
 
 
