@@ -70,6 +70,34 @@ def test_other_covers_its_topics(corpus_rows):
         assert sum(bool(re.search(pattern, t)) for t in other) >= 30, topic
 
 
+# The plain words (space-separated) LABELING.md and the platform menus use for each label: what buyers type most, so
+# each must be common in rows of its own label (a corpus of only creative paraphrase taught the model
+# that 瑕疵 means nothing and 质量问题 means "no fault").
+PLAIN_WORDS = {
+    "quality_defect": "死机 黑屏 开不了机 漏电 开线 掉色 起球 做工 质量差 瑕疵 假货 烂了 坏了 过期 不新鲜 发错 少发 漏发 "
+                      "缺配件 色差 破损 异味",
+    "size_exchange": "偏大 偏小 不合身 穿不上 换小 换大 尺码 码数",
+    "logistics": "物流 快递 没收到 压坏 摔坏 签收 丢",
+    "no_reason_return": "不喜欢 不想要 想象 买错 拍错 买多 用不上 不适合 效果一般",
+    "other": "降价 太贵 赠品 发票 客服 差差差 垃圾",
+}
+NEGATED_QUALITY = re.compile(r"(没有|没|不是|不算|并非|无)[^，。,！!？?]{0,3}质量问题")
+
+
+@pytest.mark.parametrize("label", list(PLAIN_WORDS))
+def test_plain_words_are_common_in_their_label(corpus_rows, label):
+    texts = [r["description"] for r in corpus_rows if r["label"] == label]
+    rare = {w: n for w in PLAIN_WORDS[label].split() if (n := sum(w in t for t in texts)) < 10}
+    assert not rare, f"{label}: plain words in fewer than 10 rows: {rare}"
+
+
+def test_quality_problem_said_plainly_means_quality(corpus_rows):
+    """质量问题 not negated (有质量问题, 质量问题退货) is a quality complaint in most rows."""
+    labels = Counter(r["label"] for r in corpus_rows
+                     if "质量问题" in r["description"] and not NEGATED_QUALITY.search(r["description"]))
+    assert labels["quality_defect"] >= 20 and labels["quality_defect"] >= 0.8 * sum(labels.values()), labels
+
+
 def test_no_exact_and_few_near_duplicates(corpus_rows):
     texts = [r["description"] for r in corpus_rows]
     assert len(set(texts)) == len(texts)
