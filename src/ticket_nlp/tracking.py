@@ -197,7 +197,8 @@ def log_training_run(clf: Classifier, data: LabelledSet, model_path: Path, confi
         _log_dataset(data)
         metrics: dict[str, float] = {"train_seconds": float(meta.get("train_seconds", 0.0)),
                                      "rows_train": meta["data"]["train"], "rows_valid": meta["data"]["valid"],
-                                     "mismatch_threshold": clf.mismatch_threshold}
+                                     "mismatch_threshold": clf.mismatch_threshold,
+                                     "claim_agreement": clf.claim_agreement}
         reports: dict[str, Any] = {}
         valid = data.split("valid")
         claimed = valid.claimed or [None] * len(valid)
