@@ -64,12 +64,10 @@ def score_chunk(clf: Classifier, texts: list[Any], reasons: list[Any]) -> list[l
     """The appended cells (OUTPUT_COLUMNS) for each row of a chunk."""
     statuses = [row_status(t) for t in texts]
     ok = [i for i, s in enumerate(statuses) if s == "ok"]
-    preds = clf.predict([texts[i] for i in ok], [str(reasons[i]).strip() or None for i in ok])
+    cells = clf.label_rows([texts[i] for i in ok], [str(reasons[i]).strip() or None for i in ok])
     out = [[s, "", "", "", "", "", "", ""] for s in statuses]
-    for i, p in zip(ok, preds, strict=True):
-        m = p.mismatch
-        out[i] = ["ok", p.label, round(p.confidence, 4), p.needs_review, m.status, m.claimed_label or "",
-                  m.severity, " ".join(e.term for e in p.evidence)]
+    for i, row in zip(ok, cells, strict=True):
+        out[i] = ["ok", *row]
     return out
 
 

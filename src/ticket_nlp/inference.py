@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
+from ticket_nlp import speedups
 from ticket_nlp.features import CharNgramTfidf, FastTfidfVectorizer, _hashed_ngrams
 from ticket_nlp.text import finish_normalizing, script_form
 
@@ -47,9 +48,11 @@ class CompiledPipeline:
         branches = dict(pipeline.named_steps["features"].transformer_list)
         self.segmenter = pipeline.named_steps["segment"]
         words: FastTfidfVectorizer = branches["words"]
-        self.word_ngrams, self.word_lookup = tuple(words.ngram_range), words.vocabulary_.get
+        self.word_ngrams, self.word_vocabulary = tuple(words.ngram_range), words.vocabulary_
+        self.word_lookup = words.vocabulary_.get
         self.word_idf, self.word_sublinear = words.idf_, words.sublinear_tf
         self.chars: CharNgramTfidf | None = branches.get("chars")
+        self.char_table: bytes | None = None
         n_words = len(words.vocabulary_)
         calibrated = pipeline.named_steps["clf"].calibrated_classifiers_[0]
         if calibrated.method not in ("sigmoid", "isotonic") or \
@@ -79,18 +82,32 @@ class CompiledPipeline:
         tokens = [self.segmenter.tokens(text) for text in normalized]
         indices: list[int] = []
         indptr = [0]
-        for toks in tokens:
-            grams = word_ngrams(toks, *self.word_ngrams)
-            indices.extend([j for j in map(self.word_lookup, grams) if j is not None])
-            indptr.append(len(indices))
+        if speedups.native is not None:
+            columns, vocabulary, (lo, hi) = speedups.native.ngram_columns, self.word_vocabulary, self.word_ngrams
+            for toks in tokens:
+                columns(toks, vocabulary, lo, hi, indices)
+                indptr.append(len(indices))
+        else:
+            for toks in tokens:
+                grams = word_ngrams(toks, *self.word_ngrams)
+                indices.extend([j for j in map(self.word_lookup, grams) if j is not None])
+                indptr.append(len(indices))
         words = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(normalized), len(self.word_idf)))
         words.sum_duplicates()
         words = _tfidf(words, self.word_idf, self.word_sublinear)
         if self.chars is None:
             return words, None
-        rows, hashes, _, _, _ = _hashed_ngrams(self.chars.texts(tokens), tuple(self.chars.ngram_range))
-        chars = _tfidf(self.chars._counts(rows, hashes, len(normalized)), self.chars.tfidf_.idf_,
-                       self.chars.sublinear_tf)
+        char_texts = self.chars.texts(tokens)
+        if speedups.native is not None:
+            if self.char_table is None:  # built on first use: ~8 MB, in the processes that score
+                self.char_table = speedups.native.ngram_table(self.chars.hashes_.tobytes())
+            indptr, cols, data = speedups.native.char_ngram_counts(char_texts, *self.chars.ngram_range, self.char_table)
+            counts = sp.csr_matrix((np.frombuffer(data).copy(), np.frombuffer(cols, dtype=np.int64),
+                                    np.frombuffer(indptr, dtype=np.int64)), shape=(len(normalized), len(self.chars.hashes_)))
+        else:
+            rows, hashes, _, _, _ = _hashed_ngrams(char_texts, tuple(self.chars.ngram_range))
+            counts = self.chars._counts(rows, hashes, len(normalized))
+        chars = _tfidf(counts, self.chars.tfidf_.idf_, self.chars.sublinear_tf)
         return words, chars
 
     def proba(self, words: sp.csr_matrix, chars: sp.csr_matrix | None) -> np.ndarray:

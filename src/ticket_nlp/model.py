@@ -22,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
+from ticket_nlp import speedups
 from ticket_nlp.config import (
     BUYER_SIDE,
     LABELS,
@@ -281,6 +282,33 @@ class Classifier:
 
     def predict(self, texts: list[str], claimed_reasons: list[str | None] | None = None,
                 explain: bool = True) -> list[Prediction]:
+        out = []
+        for text, label, shown, b, needs_review, spans, claim in self._decide(texts, claimed_reasons, explain):
+            evidence = [Evidence(text[s:e], round(w, 4), s, e) for s, e, w in spans]
+            status, claimed_labels, severity = claim[1:]
+            out.append(Prediction(
+                label=label,
+                probabilities=dict(zip(LABELS, shown, strict=True)),
+                confidence=shown[b],
+                needs_review=needs_review,
+                evidence=evidence,
+                mismatch=Mismatch(claim[0], claimed_labels[0] if claimed_labels else None, list(claimed_labels),
+                                  status, severity, evidence if status == "mismatch" else []),
+            ))
+        return out
+
+    def label_rows(self, texts: list[object], claimed_reasons: list[str | None]) -> list[list[Any]]:
+        """What batch scoring writes per row: label, confidence, needs_review, mismatch status,
+        claimed label, severity and the evidence terms joined by spaces. The same decisions as
+        ``predict`` (both read ``_decide``) without building its objects, which on a million-row
+        export cost about as much as the model."""
+        return [[label, shown[b], needs_review, claim[1], claim[2][0] if claim[2] else "", claim[3],
+                 " ".join([text[s:e] for s, e, _ in spans])]
+                for text, label, shown, b, needs_review, spans, claim in self._decide(texts, claimed_reasons, True)]
+
+    def _decide(self, texts: list[object], claimed_reasons: list[str | None] | None, explain: bool):
+        """Per text: (text, label, probabilities rounded to 4 places in LABELS order, label index,
+        needs_review, evidence spans as (start, end, weight), claim check as returned by ``_claim``)."""
         texts = list(texts)
         if claimed_reasons is None:
             claimed_reasons = [None] * len(texts)
@@ -290,28 +318,21 @@ class Classifier:
         best = proba.argmax(axis=1)
         top = self._top_features(blocks, best) if explain else None
         review = self.review_thresholds
-        out = []
         # plain Python floats and ints, rounded in one NumPy call: indexing NumPy arrays or calling
         # round() per text costs more than the rest of the loop
         for i, (text, row, shown, b) in enumerate(zip(texts, proba.tolist(), proba.round(4).tolist(), best.tolist(),
                                                       strict=True)):
             label = LABELS[b]
-            confidence = row[b]
-            evidence = self._evidence(text, scripts[i], *top[i]) if explain else []
-            mismatch = self._mismatch(normalized[i], claimed_reasons[i], label, row, evidence)
-            out.append(Prediction(
-                label=label,
-                probabilities=dict(zip(LABELS, shown, strict=True)),
-                confidence=shown[b],
-                needs_review=confidence < review.get(label, 0.5) or content_chars(normalized[i]) < MIN_CONTENT_CHARS,
-                evidence=evidence,
-                mismatch=mismatch,
-            ))
-        return out
+            spans = self._evidence_spans(text, scripts[i], *top[i]) if explain else []
+            needs_review = row[b] < review.get(label, 0.5) or content_chars(normalized[i]) < MIN_CONTENT_CHARS
+            yield text, label, shown, b, needs_review, spans, self._claim(normalized[i], claimed_reasons[i], label, row)
 
-    def _mismatch(self, normalized: str, claimed: str | None, label: str, row: list[float],
-                  evidence: list[Evidence]) -> Mismatch:
-        """LABELING.md's rules: 其他 is never contradicted, vague text never flagged, and a flag
+    def _claim(self, normalized: str, claimed: str | None, label: str,
+               row: list[float]) -> tuple[str | None, str, tuple[str, ...], str]:
+        """How the claimed reason relates to the text: (claimed reason, status, the labels it
+        accepts, severity); see ``Mismatch`` for the statuses.
+
+        LABELING.md's rules: 其他 is never contradicted, vague text never flagged, and a flag
         needs the text to point confidently outside every label the claim accepts.
 
         "Confidently" is two tests. The predicted label's probability reaches the threshold chosen
@@ -321,25 +342,22 @@ class Classifier:
         in the claim's favour: a flag is an accusation, and a seller appeals with it.
         """
         if claimed is None or (isinstance(claimed, str) and not claimed.strip()):
-            return Mismatch(None, None, [], "not_claimed")
+            return None, "not_claimed", (), "none"
         claimed_labels = self.reasons.lookup(claimed)
         if claimed_labels is None:
-            return Mismatch(claimed, None, [], "unknown_reason")
-        result = Mismatch(claimed, claimed_labels[0], list(claimed_labels), "consistent")
+            return claimed, "unknown_reason", (), "none"
+        claimed_labels = tuple(claimed_labels)
         if "other" in claimed_labels or label in claimed_labels:
-            return result
+            return claimed, "consistent", claimed_labels, "none"
         if label == "other" or content_chars(normalized) < MIN_CONTENT_CHARS:
-            result.status = "insufficient_text"
-            return result
+            return claimed, "insufficient_text", claimed_labels, "none"
         supported = sum(row[LABEL_INDEX[c]] for c in claimed_labels)
         if row[LABEL_INDEX[label]] >= self.mismatch_threshold and \
                 claim_posterior(supported, len(claimed_labels), self.claim_agreement) < 0.5:
-            result.status = "mismatch"
             crosses = any((label in SELLER_SIDE and c in BUYER_SIDE) or (label in BUYER_SIDE and c in SELLER_SIDE)
                           for c in claimed_labels)
-            result.severity = "high" if crosses else "low"
-            result.evidence = evidence
-        return result
+            return claimed, "mismatch", claimed_labels, "high" if crosses else "low"
+        return claimed, "consistent", claimed_labels, "none"
 
     # evidence
     def _prepare_explainer(self) -> None:
@@ -385,12 +403,18 @@ class Classifier:
             found = self._terms[col] = _feature_term(self._feature_names[col])
         return found
 
-    def _evidence(self, original: object, script: str | None, cols: np.ndarray, weights: np.ndarray) -> list[Evidence]:
+    def _evidence_spans(self, original: object, script: str | None, cols: np.ndarray,
+                        weights: np.ndarray) -> list[tuple[int, int, float]]:
+        """Where the top features' terms are in the buyer's own text, as (start, end, weight):
+        overlapping finds merged (their weights added), strongest first, the weak ones dropped."""
         if not isinstance(original, str) or not len(cols):
             return []
         aligned, index = char_alignment(original, script)
         if isinstance(index, range):  # the usual case: positions need no mapping
             index = None
+        if speedups.native is not None:
+            return speedups.native.evidence_spans(aligned, index, cols.tolist(), weights.tolist(), self._terms,
+                                                  self._term, EVIDENCE_TERMS, EVIDENCE_MIN_SHARE)
         terms, term_of = self._terms, self._term
         spans: list[tuple[int, int, float]] = []
         for col, weight in zip(cols.tolist(), weights.tolist(), strict=True):
@@ -425,7 +449,7 @@ class Classifier:
                 merged.append([start, end, weight])
         merged.sort(key=lambda s: -s[2])
         floor = merged[0][2] * EVIDENCE_MIN_SHARE
-        return [Evidence(original[s:e], round(w, 4), s, e) for s, e, w in merged[:EVIDENCE_TERMS] if w >= floor]
+        return [(s, e, w) for s, e, w in merged[:EVIDENCE_TERMS] if w >= floor]
 
 
 def claim_posterior(supported: float, n_claimed: int, agreement: float) -> float:

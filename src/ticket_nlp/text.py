@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ticket_nlp import speedups
 from ticket_nlp.config import MAX_TEXT_CHARS, user_dict_path
 
 # --- masking -------------------------------------------------------------------------------------
@@ -218,6 +219,9 @@ class Segmenter(BaseEstimator, TransformerMixin):
         return cut
 
     def tokens(self, text: str) -> list[str]:
+        if self.negation and speedups.native is not None:
+            return speedups.native.mark_negation(self._cutter()(text), NEGATORS, SCOPE_BREAKERS, NEGATION_SCOPE,
+                                                 NOT_PREFIX)
         words = [w for w in self._cutter()(text) if not w.isspace()]
         return mark_negation(words) if self.negation else [w for w in words if not is_punct(w)]
 

@@ -1,0 +1,100 @@
+"""The C extension of the hot loops gives exactly what the Python it was ported from gives.
+
+Each function is compared with its Python twin on the whole corpus plus edge cases, then the
+whole model end to end (predictions and batch cells) with the extension switched off and on.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from ticket_nlp import speedups
+from ticket_nlp.features import _hashed_ngrams
+from ticket_nlp.inference import word_ngrams
+from ticket_nlp.text import NEGATION_SCOPE, NEGATORS, NOT_PREFIX, SCOPE_BREAKERS, is_punct, mark_negation
+
+EDGE_TEXTS = ["", " ", "没有破损，就是不喜欢", "不 不 不 不", "，。！？", "\0袖口\0开线", "ＡＢＣ衣服開線了😡",
+              "没有\t质量问题 但是 尺码偏大", "a", "𠀀𠀁 罕见字", "NOT_假的", "没" * 50]
+
+
+@pytest.fixture()
+def native():
+    if speedups.native is None:
+        pytest.fail("the C extension ticket_nlp._speedups is not built (pip install -e . builds it; "
+                    "set TICKET_NLP_PURE_PYTHON=1 to run without it)")
+    return speedups.native
+
+
+@pytest.fixture()
+def texts(corpus_rows) -> list[str]:
+    return [r["description"] for r in corpus_rows] + EDGE_TEXTS
+
+
+@pytest.mark.skipif(bool(os.environ.get("TICKET_NLP_PURE_PYTHON")), reason="running without the extension on purpose")
+def test_extension_is_built():
+    """CI and the benchmarks run the extension: a silent fallback would hide a failed build."""
+    assert speedups.native is not None
+
+
+def test_mark_negation_matches_python(native, clf, texts):
+    cut = clf._compiled.segmenter._cutter()
+    for text in texts:
+        words = cut(text)
+        expected = mark_negation([w for w in words if not w.isspace()])
+        assert native.mark_negation(words, NEGATORS, SCOPE_BREAKERS, NEGATION_SCOPE, NOT_PREFIX) == expected, text
+    assert not any(is_punct(t) for t in native.mark_negation(["，", "好"], NEGATORS, SCOPE_BREAKERS, 3, NOT_PREFIX))
+
+
+def test_ngram_columns_match_python(native, clf, texts):
+    compiled = clf._compiled
+    vocabulary = compiled.word_vocabulary
+    for text in texts:
+        tokens = compiled.segmenter.tokens(text)
+        for lo, hi in ((1, 1), (1, 2), (1, 3), (2, 3)):
+            expected = [vocabulary[g] for g in word_ngrams(tokens, lo, hi) if g in vocabulary]
+            got: list[int] = []
+            native.ngram_columns(tokens, vocabulary, lo, hi, got)
+            assert got == expected, (text, lo, hi)
+
+
+def test_char_ngram_counts_match_python(native, clf, texts):
+    chars = clf._compiled.chars
+    table = native.ngram_table(chars.hashes_.tobytes())
+    for lo, hi in ((1, 3), (2, 4)):
+        rows, hashes, _, _, _ = _hashed_ngrams(texts, (lo, hi))
+        expected = chars._counts(rows, hashes, len(texts))
+        indptr, cols, data = native.char_ngram_counts(texts, lo, hi, table)
+        assert np.array_equal(np.frombuffer(indptr, dtype=np.int64), expected.indptr)
+        assert np.array_equal(np.frombuffer(cols, dtype=np.int64), expected.indices)
+        assert np.array_equal(np.frombuffer(data), expected.data)
+
+
+def test_whole_model_is_identical_without_the_extension(native, clf, texts, corpus_rows, monkeypatch):
+    """Probabilities, evidence spans, mismatch flags and batch cells, bit for bit."""
+    from ticket_nlp.batch import score_chunk
+
+    reasons = [r["claimed_reason"] for r in corpus_rows] + ["七天无理由退货"] * len(EDGE_TEXTS)
+    messy = texts + [None, 3.5, "#N/A"]
+    messy_reasons = reasons + ["质量问题"] * 3
+    with_c = ([p.to_dict() for p in clf.predict(texts, reasons)], clf.predict_proba(texts),
+              score_chunk(clf, messy, messy_reasons))
+    monkeypatch.setattr(speedups, "native", None)
+    without = ([p.to_dict() for p in clf.predict(texts, reasons)], clf.predict_proba(texts),
+               score_chunk(clf, messy, messy_reasons))
+    assert with_c[0] == without[0]
+    assert np.array_equal(with_c[1], without[1])
+    assert with_c[2] == without[2]
+    assert sum(p["mismatch"]["status"] == "mismatch" for p in with_c[0]) > 100  # the comparison covers flags
+
+
+def test_label_rows_are_the_fields_of_predict(clf, texts, corpus_rows):
+    """Batch cells come from the same decisions as ``predict``."""
+    reasons = [r["claimed_reason"] for r in corpus_rows[:3000]] + [None] * len(EDGE_TEXTS)
+    sample = texts[:3000] + EDGE_TEXTS
+    for row, p in zip(clf.label_rows(sample, reasons), clf.predict(sample, reasons), strict=True):
+        m = p.mismatch
+        assert row == [p.label, p.confidence, p.needs_review, m.status, m.claimed_label or "", m.severity,
+                       " ".join(e.term for e in p.evidence)]
