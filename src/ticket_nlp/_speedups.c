@@ -106,77 +106,6 @@ fail:
     return NULL;
 }
 
-/* " ".join(tokens[start:start + n]) */
-static PyObject *
-join_ngram(PyObject *tokens, Py_ssize_t start, Py_ssize_t n)
-{
-    Py_ssize_t length = n - 1;
-    Py_UCS4 maxchar = ' ';
-    for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *t = PyList_GET_ITEM(tokens, start + k);
-        length += PyUnicode_GET_LENGTH(t);
-        Py_UCS4 m = PyUnicode_MAX_CHAR_VALUE(t);
-        if (m > maxchar)
-            maxchar = m;
-    }
-    PyObject *gram = PyUnicode_New(length, maxchar);
-    if (gram == NULL)
-        return NULL;
-    Py_ssize_t at = 0;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *t = PyList_GET_ITEM(tokens, start + k);
-        if (k) {
-            PyUnicode_WRITE(PyUnicode_KIND(gram), PyUnicode_DATA(gram), at, ' ');
-            at++;
-        }
-        if (PyUnicode_CopyCharacters(gram, at, t, 0, PyUnicode_GET_LENGTH(t)) < 0) {
-            Py_DECREF(gram);
-            return NULL;
-        }
-        at += PyUnicode_GET_LENGTH(t);
-    }
-    return gram;
-}
-
-PyDoc_STRVAR(ngram_columns_doc,
-"ngram_columns(tokens, vocabulary, min_n, max_n, out) -> None\n\n"
-"inference.word_ngrams + vocabulary lookup: append to ``out`` the vocabulary column of every\n"
-"word n-gram (n in [min_n, max_n], tokens joined by a space) that is in ``vocabulary``, in\n"
-"scikit-learn's order (all unigrams, then all bigrams, ...).");
-
-static PyObject *
-ngram_columns(PyObject *self, PyObject *args)
-{
-    PyObject *tokens, *vocabulary, *out;
-    Py_ssize_t min_n, max_n;
-    if (!PyArg_ParseTuple(args, "O!O!nnO!:ngram_columns", &PyList_Type, &tokens, &PyDict_Type, &vocabulary,
-                          &min_n, &max_n, &PyList_Type, &out))
-        return NULL;
-    Py_ssize_t count = PyList_GET_SIZE(tokens);
-    for (Py_ssize_t i = 0; i < count; i++)
-        if (!PyUnicode_Check(PyList_GET_ITEM(tokens, i))) {
-            PyErr_SetString(PyExc_TypeError, "ngram_columns: tokens must be str");
-            return NULL;
-        }
-    for (Py_ssize_t n = min_n < 1 ? 1 : min_n; n <= max_n; n++) {
-        for (Py_ssize_t i = 0; i + n <= count; i++) {
-            PyObject *gram = n == 1 ? Py_NewRef(PyList_GET_ITEM(tokens, i)) : join_ngram(tokens, i, n);
-            if (gram == NULL)
-                return NULL;
-            PyObject *column = PyDict_GetItemWithError(vocabulary, gram); /* borrowed */
-            Py_DECREF(gram);
-            if (column == NULL) {
-                if (PyErr_Occurred())
-                    return NULL;
-                continue;
-            }
-            if (PyList_Append(out, column) < 0)
-                return NULL;
-        }
-    }
-    Py_RETURN_NONE;
-}
-
 /* --- evidence spans ------------------------------------------------------------------------- */
 typedef struct {
     Py_ssize_t start, end;
@@ -341,14 +270,19 @@ done:
     return result;
 }
 
-/* --- character n-grams --------------------------------------------------------------------- */
-/* features.CharNgramTfidf keeps its vocabulary as the sorted array of n-gram hashes; binary search
- * in it costs a cache miss per probe. Here the same hashes go into an open-addressing table
- * (linear probing, at most 2/3 full) that answers in about one. */
+/* --- n-gram lookup tables ------------------------------------------------------------------ */
+/* Both vocabularies become open-addressing tables of 64-bit n-gram hashes (linear probing, at most
+ * 2/3 full): a lookup costs about one cache miss, where a Python dict costs a new string, its hash
+ * and two misses, and binary search in the sorted hash array one miss per probe.
+ * Character n-grams hash as features._hashed_ngrams does (seed n, then h = h * 1000003 ^ code);
+ * word n-grams hash the code points of the n-gram string ("袖口 开线") from WORD_SEED. */
 typedef struct {
     uint64_t key;
     int64_t column; /* -1: empty slot */
 } Slot;
+
+#define HASH_MULT 1000003ULL
+#define WORD_SEED 0x9E3779B97F4A7C15ULL
 
 static inline uint64_t
 slot_of(uint64_t key, uint64_t mask)
@@ -356,9 +290,57 @@ slot_of(uint64_t key, uint64_t mask)
     return (key * 0x9E3779B97F4A7C15ULL >> 17) & mask;
 }
 
+static inline uint64_t
+hash_str(uint64_t h, PyObject *s)
+{
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    for (Py_ssize_t i = 0, n = PyUnicode_GET_LENGTH(s); i < n; i++)
+        h = (h * HASH_MULT) ^ PyUnicode_READ(kind, data, i);
+    return h;
+}
+
+static PyObject *
+new_table(Py_ssize_t n, Slot **slots, uint64_t *capacity)
+{
+    *capacity = 16;
+    while (*capacity < (uint64_t)n + (uint64_t)n / 2 + 1)
+        *capacity <<= 1;
+    PyObject *table = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(*capacity * sizeof(Slot)));
+    if (table == NULL)
+        return NULL;
+    *slots = (Slot *)PyBytes_AS_STRING(table);
+    for (uint64_t i = 0; i < *capacity; i++)
+        (*slots)[i] = (Slot){0, -1};
+    return table;
+}
+
+/* 0 when inserted, -1 when another column has the same hash (a collision the caller must not hide) */
+static int
+insert(Slot *slots, uint64_t mask, uint64_t key, int64_t column)
+{
+    uint64_t at = slot_of(key, mask);
+    while (slots[at].column != -1) {
+        if (slots[at].key == key)
+            return slots[at].column == column ? 0 : -1;
+        at = (at + 1) & mask;
+    }
+    slots[at] = (Slot){key, column};
+    return 0;
+}
+
+static inline int64_t
+find(const Slot *slots, uint64_t mask, uint64_t key)
+{
+    uint64_t at = slot_of(key, mask);
+    while (slots[at].column != -1 && slots[at].key != key)
+        at = (at + 1) & mask;
+    return slots[at].column;
+}
+
 PyDoc_STRVAR(ngram_table_doc,
 "ngram_table(hashes) -> bytes\n\n"
-"The lookup table of a CharNgramTfidf vocabulary (``hashes_``, uint64): column i holds hashes[i].");
+"The lookup table of a CharNgramTfidf vocabulary (``hashes_``, uint64 bytes): hashes[i] -> column i.");
 
 static PyObject *
 ngram_table(PyObject *self, PyObject *args)
@@ -368,25 +350,45 @@ ngram_table(PyObject *self, PyObject *args)
         return NULL;
     Py_ssize_t n = view.len / (Py_ssize_t)sizeof(uint64_t);
     const uint64_t *hashes = view.buf;
-    uint64_t capacity = 16;
-    while (capacity < (uint64_t)n + (uint64_t)n / 2 + 1)
-        capacity <<= 1;
-    PyObject *table = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(capacity * sizeof(Slot)));
-    if (table == NULL) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    Slot *slots = (Slot *)PyBytes_AS_STRING(table);
-    for (uint64_t i = 0; i < capacity; i++)
-        slots[i] = (Slot){0, -1};
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint64_t at = slot_of(hashes[i], capacity - 1);
-        while (slots[at].column != -1 && slots[at].key != hashes[i])
-            at = (at + 1) & (capacity - 1);
-        if (slots[at].column == -1)
-            slots[at] = (Slot){hashes[i], i};
-    }
+    Slot *slots;
+    uint64_t capacity;
+    PyObject *table = new_table(n, &slots, &capacity);
+    for (Py_ssize_t i = 0; table != NULL && i < n; i++)
+        if (insert(slots, capacity - 1, hashes[i], i) < 0) {
+            Py_CLEAR(table);
+            PyErr_SetString(PyExc_ValueError, "ngram_table: two columns share a hash");
+        }
     PyBuffer_Release(&view);
+    return table;
+}
+
+PyDoc_STRVAR(word_table_doc,
+"word_table(vocabulary) -> bytes\n\n"
+"The lookup table of a word vocabulary (n-gram string -> column). ValueError if two n-grams\n"
+"share a 64-bit hash: the caller then keeps the dict.");
+
+static PyObject *
+word_table(PyObject *self, PyObject *args)
+{
+    PyObject *vocabulary, *gram, *column;
+    if (!PyArg_ParseTuple(args, "O!:word_table", &PyDict_Type, &vocabulary))
+        return NULL;
+    Slot *slots;
+    uint64_t capacity;
+    PyObject *table = new_table(PyDict_GET_SIZE(vocabulary), &slots, &capacity);
+    Py_ssize_t pos = 0;
+    while (table != NULL && PyDict_Next(vocabulary, &pos, &gram, &column)) {
+        int64_t c = PyLong_AsLongLong(column);
+        if (!PyUnicode_Check(gram) || (c == -1 && PyErr_Occurred())) {
+            Py_CLEAR(table);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "word_table: vocabulary must map str to int");
+        }
+        else if (insert(slots, capacity - 1, hash_str(WORD_SEED, gram), c) < 0) {
+            Py_CLEAR(table);
+            PyErr_SetString(PyExc_ValueError, "word_table: two n-grams share a hash");
+        }
+    }
     return table;
 }
 
@@ -397,11 +399,153 @@ compare_columns(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Growable output of a CSR matrix: sorted column indices and their counts per row. */
+typedef struct {
+    int64_t *indptr, *indices, *found;
+    double *counts;
+    Py_ssize_t nnz, cap, found_cap;
+} Csr;
+
+static int
+csr_init(Csr *m, Py_ssize_t rows)
+{
+    *m = (Csr){PyMem_Malloc(sizeof(int64_t) * (rows + 1)), PyMem_Malloc(sizeof(int64_t) * 1024),
+               PyMem_Malloc(sizeof(int64_t) * 1024), PyMem_Malloc(sizeof(double) * 1024), 0, 1024, 1024};
+    if (!m->indptr || !m->indices || !m->found || !m->counts) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    m->indptr[0] = 0;
+    return 0;
+}
+
+static int
+csr_reserve_found(Csr *m, Py_ssize_t need)
+{
+    if (need <= m->found_cap)
+        return 0;
+    int64_t *grown = PyMem_Realloc(m->found, sizeof(int64_t) * need);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    m->found = grown;
+    m->found_cap = need;
+    return 0;
+}
+
+/* Sort the row's found columns, count repeats, append them as row ``row``. */
+static int
+csr_end_row(Csr *m, Py_ssize_t row, Py_ssize_t n_found)
+{
+    if (m->nnz + n_found > m->cap) {
+        Py_ssize_t cap = (m->nnz + n_found) * 2;
+        int64_t *indices = PyMem_Realloc(m->indices, sizeof(int64_t) * cap);
+        if (indices == NULL)
+            return PyErr_NoMemory(), -1;
+        m->indices = indices;
+        double *counts = PyMem_Realloc(m->counts, sizeof(double) * cap);
+        if (counts == NULL)
+            return PyErr_NoMemory(), -1;
+        m->counts = counts;
+        m->cap = cap;
+    }
+    qsort(m->found, (size_t)n_found, sizeof(int64_t), compare_columns);
+    for (Py_ssize_t i = 0; i < n_found; i++) {
+        if (i && m->found[i] == m->found[i - 1]) {
+            m->counts[m->nnz - 1] += 1.0;
+        }
+        else {
+            m->indices[m->nnz] = m->found[i];
+            m->counts[m->nnz++] = 1.0;
+        }
+    }
+    m->indptr[row + 1] = m->nnz;
+    return 0;
+}
+
+static PyObject *
+csr_result(Csr *m, Py_ssize_t rows)
+{
+    return Py_BuildValue("(y#y#y#)", (const char *)m->indptr, (Py_ssize_t)(sizeof(int64_t) * (rows + 1)),
+                         (const char *)m->indices, (Py_ssize_t)(sizeof(int64_t) * m->nnz),
+                         (const char *)m->counts, (Py_ssize_t)(sizeof(double) * m->nnz));
+}
+
+static void
+csr_free(Csr *m)
+{
+    PyMem_Free(m->indptr);
+    PyMem_Free(m->indices);
+    PyMem_Free(m->found);
+    PyMem_Free(m->counts);
+}
+
+PyDoc_STRVAR(word_ngram_counts_doc,
+"word_ngram_counts(token_lists, min_n, max_n, table) -> (indptr, indices, counts)\n\n"
+"inference.word_ngrams + vocabulary lookup + counting: per token list, the columns of its word\n"
+"n-grams (tokens joined by a space) found in ``table`` (word_table), with their counts, as the raw\n"
+"int64 / int64 / float64 arrays of a CSR matrix with sorted column indices.");
+
+static PyObject *
+word_ngram_counts(PyObject *self, PyObject *args)
+{
+    PyObject *token_lists;
+    Py_ssize_t min_n, max_n;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "O!nny*:word_ngram_counts", &PyList_Type, &token_lists, &min_n, &max_n, &view))
+        return NULL;
+    const Slot *slots = view.buf;
+    uint64_t mask = (uint64_t)(view.len / (Py_ssize_t)sizeof(Slot)) - 1;
+    Py_ssize_t rows = PyList_GET_SIZE(token_lists);
+    PyObject *result = NULL;
+    Csr m;
+    if (min_n < 1)
+        min_n = 1;
+    if (csr_init(&m, rows) < 0)
+        goto done;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        PyObject *tokens = PyList_GET_ITEM(token_lists, r);
+        if (!PyList_Check(tokens)) {
+            PyErr_SetString(PyExc_TypeError, "word_ngram_counts: expected lists of str");
+            goto done;
+        }
+        Py_ssize_t count = PyList_GET_SIZE(tokens), n_found = 0;
+        for (Py_ssize_t i = 0; i < count; i++)
+            if (!PyUnicode_Check(PyList_GET_ITEM(tokens, i))) {
+                PyErr_SetString(PyExc_TypeError, "word_ngram_counts: expected lists of str");
+                goto done;
+            }
+        if (csr_reserve_found(&m, count * (max_n - min_n + 1) + 1) < 0)
+            goto done;
+        for (Py_ssize_t n = min_n; n <= max_n; n++) {
+            for (Py_ssize_t i = 0; i + n <= count; i++) {
+                uint64_t h = WORD_SEED;
+                for (Py_ssize_t k = 0; k < n; k++) {
+                    if (k)
+                        h = (h * HASH_MULT) ^ ' ';
+                    h = hash_str(h, PyList_GET_ITEM(tokens, i + k));
+                }
+                int64_t column = find(slots, mask, h);
+                if (column != -1)
+                    m.found[n_found++] = column;
+            }
+        }
+        if (csr_end_row(&m, r, n_found) < 0)
+            goto done;
+    }
+    result = csr_result(&m, rows);
+done:
+    csr_free(&m);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 PyDoc_STRVAR(char_ngram_counts_doc,
 "char_ngram_counts(texts, min_n, max_n, table) -> (indptr, indices, counts)\n\n"
 "features._hashed_ngrams + CharNgramTfidf._counts: per text (NUL characters removed), the\n"
-"vocabulary columns of its character n-grams with their counts, as the raw int64 / int64 /\n"
-"float64 arrays of a CSR matrix with sorted column indices.");
+"columns of its character n-grams found in ``table`` (ngram_table), with their counts, as the raw\n"
+"int64 / int64 / float64 arrays of a CSR matrix with sorted column indices.");
 
 static PyObject *
 char_ngram_counts(PyObject *self, PyObject *args)
@@ -413,86 +557,133 @@ char_ngram_counts(PyObject *self, PyObject *args)
         return NULL;
     const Slot *slots = view.buf;
     uint64_t mask = (uint64_t)(view.len / (Py_ssize_t)sizeof(Slot)) - 1;
-    Py_ssize_t n_texts = PyList_GET_SIZE(texts), total = 0, longest = 0;
+    Py_ssize_t rows = PyList_GET_SIZE(texts), codes_cap = 256;
+    uint64_t *codes = PyMem_Malloc(sizeof(uint64_t) * codes_cap);
+    PyObject *result = NULL;
+    Csr m;
     if (min_n < 1)
         min_n = 1;
-    for (Py_ssize_t t = 0; t < n_texts; t++) {
-        PyObject *text = PyList_GET_ITEM(texts, t);
-        if (!PyUnicode_Check(text)) {
-            PyBuffer_Release(&view);
-            PyErr_SetString(PyExc_TypeError, "char_ngram_counts: texts must be str");
-            return NULL;
-        }
-        Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-        total += length * (max_n - min_n + 1);
-        if (length > longest)
-            longest = length;
-    }
-    int64_t *indptr = PyMem_Malloc(sizeof(int64_t) * (n_texts + 1));
-    int64_t *indices = PyMem_Malloc(sizeof(int64_t) * (total + 1));
-    double *counts = PyMem_Malloc(sizeof(double) * (total + 1));
-    uint64_t *codes = PyMem_Malloc(sizeof(uint64_t) * (longest + 1));
-    int64_t *found = PyMem_Malloc(sizeof(int64_t) * (longest * (max_n - min_n + 1) + 1));
-    PyObject *result = NULL;
-    if (!indptr || !indices || !counts || !codes || !found) {
-        PyErr_NoMemory();
+    if (csr_init(&m, rows) < 0 || codes == NULL) {
+        if (codes == NULL)
+            PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t nnz = 0;
-    indptr[0] = 0;
-    for (Py_ssize_t t = 0; t < n_texts; t++) {
-        PyObject *text = PyList_GET_ITEM(texts, t);
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        PyObject *text = PyList_GET_ITEM(texts, r);
+        if (!PyUnicode_Check(text)) {
+            PyErr_SetString(PyExc_TypeError, "char_ngram_counts: texts must be str");
+            goto done;
+        }
         int kind = PyUnicode_KIND(text);
         const void *data = PyUnicode_DATA(text);
-        Py_ssize_t length = 0, n_found = 0;
-        for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(text); i++) {
+        Py_ssize_t size = PyUnicode_GET_LENGTH(text), length = 0, n_found = 0;
+        if (size > codes_cap) {
+            uint64_t *grown = PyMem_Realloc(codes, sizeof(uint64_t) * size);
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            codes = grown;
+            codes_cap = size;
+        }
+        for (Py_ssize_t i = 0; i < size; i++) {
             Py_UCS4 c = PyUnicode_READ(kind, data, i);
             if (c != 0)
                 codes[length++] = c;
         }
+        if (csr_reserve_found(&m, length * (max_n - min_n + 1) + 1) < 0)
+            goto done;
         for (Py_ssize_t n = min_n; n <= max_n; n++) {
             for (Py_ssize_t i = 0; i + n <= length; i++) {
-                uint64_t h = (uint64_t)n; /* the same hash as _hashed_ngrams */
+                uint64_t h = (uint64_t)n;
                 for (Py_ssize_t k = 0; k < n; k++)
-                    h = (h * 1000003ULL) ^ codes[i + k];
-                uint64_t at = slot_of(h, mask);
-                while (slots[at].column != -1 && slots[at].key != h)
-                    at = (at + 1) & mask;
-                if (slots[at].column != -1)
-                    found[n_found++] = slots[at].column;
+                    h = (h * HASH_MULT) ^ codes[i + k];
+                int64_t column = find(slots, mask, h);
+                if (column != -1)
+                    m.found[n_found++] = column;
             }
         }
-        qsort(found, (size_t)n_found, sizeof(int64_t), compare_columns);
-        for (Py_ssize_t i = 0; i < n_found; i++) {
-            if (i && found[i] == found[i - 1]) {
-                counts[nnz - 1] += 1.0;
-            }
-            else {
-                indices[nnz] = found[i];
-                counts[nnz++] = 1.0;
-            }
-        }
-        indptr[t + 1] = nnz;
+        if (csr_end_row(&m, r, n_found) < 0)
+            goto done;
     }
-    result = Py_BuildValue("(y#y#y#)", (const char *)indptr, (Py_ssize_t)(sizeof(int64_t) * (n_texts + 1)),
-                           (const char *)indices, (Py_ssize_t)(sizeof(int64_t) * nnz), (const char *)counts,
-                           (Py_ssize_t)(sizeof(double) * nnz));
+    result = csr_result(&m, rows);
 done:
-    PyMem_Free(indptr);
-    PyMem_Free(indices);
-    PyMem_Free(counts);
+    csr_free(&m);
     PyMem_Free(codes);
-    PyMem_Free(found);
     PyBuffer_Release(&view);
     return result;
 }
 
+PyDoc_STRVAR(join_tokens_doc,
+"join_tokens(token_lists, prefix, mark) -> list[str]\n\n"
+"features.tokens_to_text for each list: tokens joined, each token starting with ``prefix``\n"
+"replaced by ``mark``, or by itself without the prefix when ``mark`` is None.");
+
+static PyObject *
+join_tokens(PyObject *self, PyObject *args)
+{
+    PyObject *token_lists, *prefix, *mark;
+    if (!PyArg_ParseTuple(args, "O!UO:join_tokens", &PyList_Type, &token_lists, &prefix, &mark))
+        return NULL;
+    if (mark != Py_None && !PyUnicode_Check(mark)) {
+        PyErr_SetString(PyExc_TypeError, "join_tokens: mark must be str or None");
+        return NULL;
+    }
+    Py_ssize_t rows = PyList_GET_SIZE(token_lists), plen = PyUnicode_GET_LENGTH(prefix);
+    PyObject *out = PyList_New(rows), *empty = PyUnicode_New(0, 0);
+    if (out == NULL || empty == NULL)
+        goto fail;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        PyObject *tokens = PyList_GET_ITEM(token_lists, r);
+        if (!PyList_Check(tokens)) {
+            PyErr_SetString(PyExc_TypeError, "join_tokens: expected lists of str");
+            goto fail;
+        }
+        Py_ssize_t count = PyList_GET_SIZE(tokens);
+        PyObject *parts = PyList_New(count);
+        if (parts == NULL)
+            goto fail;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *tok = PyList_GET_ITEM(tokens, i), *part;
+            if (!PyUnicode_Check(tok)) {
+                Py_DECREF(parts);
+                PyErr_SetString(PyExc_TypeError, "join_tokens: expected lists of str");
+                goto fail;
+            }
+            Py_ssize_t tail = PyUnicode_Tailmatch(tok, prefix, 0, plen, -1);
+            if (tail == 1)
+                part = mark != Py_None ? Py_NewRef(mark) : PyUnicode_Substring(tok, plen, PyUnicode_GET_LENGTH(tok));
+            else
+                part = Py_NewRef(tok);
+            if (part == NULL || tail == -1) {
+                Py_XDECREF(part);
+                Py_DECREF(parts);
+                goto fail;
+            }
+            PyList_SET_ITEM(parts, i, part);
+        }
+        PyObject *joined = PyUnicode_Join(empty, parts);
+        Py_DECREF(parts);
+        if (joined == NULL)
+            goto fail;
+        PyList_SET_ITEM(out, r, joined);
+    }
+    Py_DECREF(empty);
+    return out;
+fail:
+    Py_XDECREF(out);
+    Py_XDECREF(empty);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"mark_negation", mark_negation, METH_VARARGS, mark_negation_doc},
-    {"ngram_columns", ngram_columns, METH_VARARGS, ngram_columns_doc},
     {"evidence_spans", evidence_spans, METH_VARARGS, evidence_spans_doc},
     {"ngram_table", ngram_table, METH_VARARGS, ngram_table_doc},
+    {"word_table", word_table, METH_VARARGS, word_table_doc},
+    {"word_ngram_counts", word_ngram_counts, METH_VARARGS, word_ngram_counts_doc},
     {"char_ngram_counts", char_ngram_counts, METH_VARARGS, char_ngram_counts_doc},
+    {"join_tokens", join_tokens, METH_VARARGS, join_tokens_doc},
     {NULL, NULL, 0, NULL},
 };
 

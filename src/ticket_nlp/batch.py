@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import csv
 import json
+import operator
 import os
 import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -87,11 +89,12 @@ class Writer:
         self.fmt = file_format(path, "write")
         self.header = header
         if self.fmt in ("csv", "tsv"):
-            # UTF-8 with BOM: Excel and WPS open it with Chinese intact
-            self.f = open(self.partial, "a" if append else "w", encoding="utf-8-sig" if not append else "utf-8",  # noqa: SIM115
-                          newline="")
+            self.f = open(self.partial, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115
             self.w = csv.writer(self.f, delimiter="," if self.fmt == "csv" else "\t", lineterminator="\r\n")
             if not append:
+                # UTF-8 with BOM: Excel and WPS open it with Chinese intact. The BOM is written by
+                # hand: the "utf-8-sig" codec is pure Python and would encode every row again.
+                self.f.write("\ufeff")
                 self.w.writerow(header)
         elif self.fmt == "jsonl":
             self.f = open(self.partial, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
@@ -178,16 +181,24 @@ class Summary:
     seconds: float = 0.0
 
     def add(self, reasons: list[Any], cells: list[list[Any]]) -> None:
-        for reason, (status, label, _, review, mismatch, *_rest) in zip(reasons, cells, strict=True):
-            self.rows += 1
-            self.statuses[status] += 1
-            if status != "ok":
-                continue
-            self.labels[label] += 1
-            self.needs_review += bool(review)
-            self.mismatch[mismatch] += 1
-            key = str(reason).strip() or "(none)"
-            self.mismatch_by_reason.setdefault(key, Counter())[mismatch] += 1
+        """Count a chunk's cells (OUTPUT_COLUMNS). Rows that were not scored have "" for label,
+        review and mismatch, so counting whole columns and dropping "" counts the scored rows."""
+        if len(reasons) != len(cells):
+            raise ValueError(f"{len(reasons)} reasons for {len(cells)} rows")
+        self.rows += len(cells)
+        if not cells:
+            return
+        statuses, labels, _, review, mismatch, *_rest = zip(*cells, strict=True)
+        self.statuses.update(statuses)
+        self.labels.update(labels)
+        self.mismatch.update(mismatch)
+        for counter in (self.labels, self.mismatch):
+            counter.pop("", None)
+        self.needs_review += review.count(True)
+        keys = [str(r).strip() or "(none)" for r in reasons]
+        for (key, status), n in Counter(zip(keys, mismatch, strict=True)).items():
+            if status:
+                self.mismatch_by_reason.setdefault(key, Counter())[status] += n
 
     def to_dict(self) -> dict[str, Any]:
         scored = sum(self.labels.values())
@@ -247,23 +258,20 @@ def score_file(clf: Classifier, input_path: Path, output_path: Path | None = Non
     width = len(header)
 
     def chunks() -> Iterator[tuple[list[list[Any]], list[Any], list[Any]]]:
-        batch: list[list[Any]] = []
-        for n, row in enumerate(table.rows):
-            if n < done_rows:
-                continue
-            batch.append(row)
-            if len(batch) == chunk_rows:
-                yield _prepare(batch)
-                batch = []
-        if batch:
+        rows = table.rows
+        for _ in islice(rows, done_rows):  # finished before the interruption
+            pass
+        while batch := list(islice(rows, chunk_rows)):
             yield _prepare(batch)
 
     def _prepare(batch: list[list[Any]]):
-        shaped = []
-        for row in batch:
+        sep = "\t" if writer.fmt == "tsv" else ","
+
+        def shape(row: list[Any]) -> list[Any]:  # short rows padded, cells beyond the header kept in one
             extra = row[width:]
-            cells = list(row[:width]) + [""] * (width - len(row))
-            shaped.append(cells + [("\t" if writer.fmt == "tsv" else ",").join(map(str, extra)) if extra else ""])
+            return list(row[:width]) + [""] * (width - len(row)) + [sep.join(map(str, extra)) if extra else ""]
+
+        shaped = [[*row, ""] if len(row) == width else shape(row) for row in batch]
         texts = [r[ti] for r in shaped]
         reasons = [r[ri] if ri is not None else "" for r in shaped]
         return shaped, texts, reasons
@@ -273,6 +281,9 @@ def score_file(clf: Classifier, input_path: Path, output_path: Path | None = Non
     start = time.perf_counter()
     global _WORKER
     _WORKER = clf  # forked workers inherit the model: it is not pickled per chunk
+    # This process makes millions of short-lived rows and cells: keep the collector off the
+    # model's objects here too (a full collection walks them all, see freeze_heap).
+    freeze_heap()
     # forked workers inherit the model; freezing it keeps their collector off it (see freeze_heap)
     pool = get_context("fork").Pool(workers, initializer=freeze_heap) if workers > 1 else None
     rows_done, chunks_done = done_rows, 0
@@ -280,7 +291,9 @@ def score_file(clf: Classifier, input_path: Path, output_path: Path | None = Non
     def finish(item: tuple, cells: list[list[Any]]) -> None:
         nonlocal rows_done, chunks_done
         shaped, _, reasons = item
-        writer.append([r + c for r, c in zip(shaped, cells, strict=True)])
+        if len(shaped) != len(cells):
+            raise RuntimeError(f"a worker returned {len(cells)} rows for {len(shaped)}")
+        writer.append(list(map(operator.add, shaped, cells)))
         summary.add(reasons, cells)
         rows_done += len(shaped)
         chunks_done += 1

@@ -14,8 +14,8 @@ from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
 from ticket_nlp import speedups
-from ticket_nlp.features import CharNgramTfidf, FastTfidfVectorizer, _hashed_ngrams
-from ticket_nlp.text import finish_normalizing, script_form
+from ticket_nlp.features import NEGATED_MARK, CharNgramTfidf, FastTfidfVectorizer, _hashed_ngrams
+from ticket_nlp.text import NOT_PREFIX, finish_normalizing, script_form
 
 
 def _tfidf(counts: sp.csr_matrix, idf: np.ndarray, sublinear: bool) -> sp.csr_matrix:
@@ -29,6 +29,13 @@ def _tfidf(counts: sp.csr_matrix, idf: np.ndarray, sublinear: bool) -> sp.csr_ma
     norms[norms == 0] = 1
     counts.data /= norms[rows]
     return counts
+
+
+def _csr(arrays: tuple[bytes, bytes, bytes], n_columns: int) -> sp.csr_matrix:
+    """A CSR matrix from the C extension's (indptr, indices, counts) bytes."""
+    indptr, indices, counts = (np.frombuffer(a, dtype=t) for a, t in zip(arrays, (np.int64, np.int64, np.float64),
+                                                                          strict=True))
+    return sp.csr_matrix((counts.copy(), indices, indptr), shape=(len(indptr) - 1, n_columns))
 
 
 def word_ngrams(tokens: list[str], min_n: int, max_n: int) -> list[str]:
@@ -52,6 +59,7 @@ class CompiledPipeline:
         self.word_lookup = words.vocabulary_.get
         self.word_idf, self.word_sublinear = words.idf_, words.sublinear_tf
         self.chars: CharNgramTfidf | None = branches.get("chars")
+        self.word_table: bytes | bool | None = None  # C lookup tables, see _native_tables
         self.char_table: bytes | None = None
         n_words = len(words.vocabulary_)
         calibrated = pipeline.named_steps["clf"].calibrated_classifiers_[0]
@@ -80,35 +88,44 @@ class CompiledPipeline:
     def features(self, normalized: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
         """Word and char TF-IDF blocks (kept apart: evidence reads them separately)."""
         tokens = [self.segmenter.tokens(text) for text in normalized]
-        indices: list[int] = []
-        indptr = [0]
-        if speedups.native is not None:
-            columns, vocabulary, (lo, hi) = speedups.native.ngram_columns, self.word_vocabulary, self.word_ngrams
-            for toks in tokens:
-                columns(toks, vocabulary, lo, hi, indices)
-                indptr.append(len(indices))
+        native = speedups.native if self._native_tables() else None
+        if native is not None:
+            words = _csr(native.word_ngram_counts(tokens, *self.word_ngrams, self.word_table), len(self.word_idf))
         else:
+            indices: list[int] = []
+            indptr = [0]
             for toks in tokens:
                 grams = word_ngrams(toks, *self.word_ngrams)
                 indices.extend([j for j in map(self.word_lookup, grams) if j is not None])
                 indptr.append(len(indices))
-        words = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(normalized), len(self.word_idf)))
-        words.sum_duplicates()
+            words = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(normalized), len(self.word_idf)))
+            words.sum_duplicates()
         words = _tfidf(words, self.word_idf, self.word_sublinear)
         if self.chars is None:
             return words, None
-        char_texts = self.chars.texts(tokens)
-        if speedups.native is not None:
-            if self.char_table is None:  # built on first use: ~8 MB, in the processes that score
-                self.char_table = speedups.native.ngram_table(self.chars.hashes_.tobytes())
-            indptr, cols, data = speedups.native.char_ngram_counts(char_texts, *self.chars.ngram_range, self.char_table)
-            counts = sp.csr_matrix((np.frombuffer(data).copy(), np.frombuffer(cols, dtype=np.int64),
-                                    np.frombuffer(indptr, dtype=np.int64)), shape=(len(normalized), len(self.chars.hashes_)))
+        if native is not None:
+            texts = native.join_tokens(tokens, NOT_PREFIX, NEGATED_MARK if self.chars.negated == "mask" else None)
+            counts = _csr(native.char_ngram_counts(texts, *self.chars.ngram_range, self.char_table),
+                          len(self.chars.hashes_))
         else:
-            rows, hashes, _, _, _ = _hashed_ngrams(char_texts, tuple(self.chars.ngram_range))
+            rows, hashes, _, _, _ = _hashed_ngrams(self.chars.texts(tokens), tuple(self.chars.ngram_range))
             counts = self.chars._counts(rows, hashes, len(normalized))
-        chars = _tfidf(counts, self.chars.tfidf_.idf_, self.chars.sublinear_tf)
-        return words, chars
+        return words, _tfidf(counts, self.chars.tfidf_.idf_, self.chars.sublinear_tf)
+
+    def _native_tables(self) -> bool:
+        """Whether the C extension can run: it is built, and the vocabularies' hash tables (about
+        10 MB, made on first use in the process that scores) have no colliding entries."""
+        if speedups.native is None or self.word_table is False:
+            return False
+        if self.word_table is None:
+            try:
+                self.word_table = speedups.native.word_table(self.word_vocabulary)
+                if self.chars is not None:
+                    self.char_table = speedups.native.ngram_table(self.chars.hashes_.tobytes())
+            except ValueError:  # two n-grams share a 64-bit hash: keep the exact dict lookups
+                self.word_table = False
+                return False
+        return True
 
     def proba(self, words: sp.csr_matrix, chars: sp.csr_matrix | None) -> np.ndarray:
         """Calibrated probabilities, columns in ``self.classes`` order."""

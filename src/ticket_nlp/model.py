@@ -374,7 +374,7 @@ class Classifier:
         self._shown = np.array([_feature_term(name)[0] not in ("", *FUNCTION_CHARS) for name in self._feature_names])
         self._terms: dict[int, tuple[str, bool]] = {}
 
-    def _top_features(self, blocks: list[sp.csr_matrix], best: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _top_features(self, blocks: list[sp.csr_matrix], best: np.ndarray) -> list[tuple[list[int], list[float]]]:
         """Per row, the features (words, word pairs, char n-grams) that pushed hardest toward its
         predicted label, as (columns, weights), computed for the whole batch at once."""
         n_rows = blocks[0].shape[0]
@@ -393,6 +393,7 @@ class Classifier:
         rows, cols, weights = rows[order], cols[order], weights[order]
         bounds = np.searchsorted(rows, np.arange(n_rows + 1))
         k = EVIDENCE_TERMS * 2
+        cols, weights = cols.tolist(), weights.tolist()  # one conversion for the batch, sliced per row
         return [(cols[lo:min(lo + k, hi)], weights[lo:min(lo + k, hi)])
                 for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
 
@@ -403,8 +404,8 @@ class Classifier:
             found = self._terms[col] = _feature_term(self._feature_names[col])
         return found
 
-    def _evidence_spans(self, original: object, script: str | None, cols: np.ndarray,
-                        weights: np.ndarray) -> list[tuple[int, int, float]]:
+    def _evidence_spans(self, original: object, script: str | None, cols: list[int],
+                        weights: list[float]) -> list[tuple[int, int, float]]:
         """Where the top features' terms are in the buyer's own text, as (start, end, weight):
         overlapping finds merged (their weights added), strongest first, the weak ones dropped."""
         if not isinstance(original, str) or not len(cols):
@@ -413,11 +414,11 @@ class Classifier:
         if isinstance(index, range):  # the usual case: positions need no mapping
             index = None
         if speedups.native is not None:
-            return speedups.native.evidence_spans(aligned, index, cols.tolist(), weights.tolist(), self._terms,
-                                                  self._term, EVIDENCE_TERMS, EVIDENCE_MIN_SHARE)
+            return speedups.native.evidence_spans(aligned, index, cols, weights, self._terms, self._term,
+                                                  EVIDENCE_TERMS, EVIDENCE_MIN_SHARE)
         terms, term_of = self._terms, self._term
         spans: list[tuple[int, int, float]] = []
-        for col, weight in zip(cols.tolist(), weights.tolist(), strict=True):
+        for col, weight in zip(cols, weights, strict=True):
             term, negated = terms.get(col) or term_of(col)
             if not term:
                 continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -60,39 +61,45 @@ class Table:
 def _read_delimited(path: Path, delimiter: str, encoding: str | None) -> Table:
     enc = encoding or detect_encoding(path)
     size = max(os.path.getsize(path), 1)
-    done = [0]
+    raw = open(path, "rb")  # noqa: SIM115 - closed by the row generator
+    # decoding and parsing both run in C; a decoding error is located afterwards (bad_line)
+    reader = csv.reader(io.TextIOWrapper(raw, encoding=enc, newline=""), delimiter=delimiter)
 
-    def lines() -> Iterator[str]:
-        # decoded line by line (a newline byte never occurs inside a UTF-8 or GB18030 character),
-        # so a bad byte is reported with its line number
-        with open(path, "rb") as f:
-            for number, raw in enumerate(f, start=1):
-                done[0] += len(raw)
-                try:
-                    yield raw.decode(enc)
-                except UnicodeDecodeError as err:
-                    raise TableError(f"{path}, line {number}: not valid {enc} ({err.reason} at byte "
-                                     f"{err.start}); pass --encoding") from err
+    def fail(err: Exception) -> TableError:
+        raw.close()
+        if isinstance(err, UnicodeDecodeError):
+            number, reason = bad_line(path, enc)
+            return TableError(f"{path}, line {number}: not valid {enc} ({reason}); pass --encoding")
+        return TableError(f"{path}, line {reader.line_num}: {err}")
 
-    reader = csv.reader(lines(), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
+        raw.close()
         raise TableError(f"{path}: the file is empty") from None
-    except csv.Error as err:
-        raise TableError(f"{path}, line 1: {err}") from err
+    except (csv.Error, UnicodeDecodeError) as err:
+        raise fail(err) from err
 
     def rows() -> Iterator[list[Any]]:
-        while True:
+        with raw:
             try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as err:
-                raise TableError(f"{path}, line {reader.line_num}: {err}") from err
-            yield row
+                yield from reader
+            except (csv.Error, UnicodeDecodeError) as err:
+                raise fail(err) from err
 
-    return Table([h.strip() for h in header], rows(), lambda: done[0] / size, enc)
+    return Table([h.strip() for h in header], rows(), lambda: 1.0 if raw.closed else raw.tell() / size, enc)
+
+
+def bad_line(path: Path, encoding: str) -> tuple[int, str]:
+    """The first line that does not decode, and why (a newline byte never occurs inside a UTF-8
+    or GB18030 character, so lines can be decoded one by one)."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError as err:
+                return number, f"{err.reason} at byte {err.start}"
+    return 0, "undecodable bytes"
 
 
 def _read_xlsx(path: Path, sheet: str | None) -> Table:

@@ -7,13 +7,15 @@ whole model end to end (predictions and batch cells) with the extension switched
 from __future__ import annotations
 
 import os
+from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from ticket_nlp import speedups
-from ticket_nlp.features import _hashed_ngrams
-from ticket_nlp.inference import word_ngrams
+from ticket_nlp.features import NEGATED_MARK, _hashed_ngrams, tokens_to_text
+from ticket_nlp.inference import CompiledPipeline, word_ngrams
 from ticket_nlp.text import NEGATION_SCOPE, NEGATORS, NOT_PREFIX, SCOPE_BREAKERS, is_punct, mark_negation
 
 EDGE_TEXTS = ["", " ", "没有破损，就是不喜欢", "不 不 不 不", "，。！？", "\0袖口\0开线", "ＡＢＣ衣服開線了😡",
@@ -48,16 +50,19 @@ def test_mark_negation_matches_python(native, clf, texts):
     assert not any(is_punct(t) for t in native.mark_negation(["，", "好"], NEGATORS, SCOPE_BREAKERS, 3, NOT_PREFIX))
 
 
-def test_ngram_columns_match_python(native, clf, texts):
+def test_word_ngram_counts_match_python(native, clf, texts):
     compiled = clf._compiled
     vocabulary = compiled.word_vocabulary
-    for text in texts:
-        tokens = compiled.segmenter.tokens(text)
-        for lo, hi in ((1, 1), (1, 2), (1, 3), (2, 3)):
-            expected = [vocabulary[g] for g in word_ngrams(tokens, lo, hi) if g in vocabulary]
-            got: list[int] = []
-            native.ngram_columns(tokens, vocabulary, lo, hi, got)
-            assert got == expected, (text, lo, hi)
+    table = native.word_table(vocabulary)
+    token_lists = [compiled.segmenter.tokens(text) for text in texts]
+    for lo, hi in ((1, 1), (1, 2), (1, 3), (2, 3)):
+        indptr, cols, data = native.word_ngram_counts(token_lists, lo, hi, table)
+        indptr, cols = np.frombuffer(indptr, dtype=np.int64), np.frombuffer(cols, dtype=np.int64)
+        for i, tokens in enumerate(token_lists):
+            expected = Counter(vocabulary[g] for g in word_ngrams(tokens, lo, hi) if g in vocabulary)
+            row = slice(indptr[i], indptr[i + 1])
+            assert dict(zip(cols[row].tolist(), np.frombuffer(data)[row].tolist(), strict=True)) == expected
+            assert list(cols[row]) == sorted(expected), (texts[i], lo, hi)
 
 
 def test_char_ngram_counts_match_python(native, clf, texts):
@@ -70,6 +75,31 @@ def test_char_ngram_counts_match_python(native, clf, texts):
         assert np.array_equal(np.frombuffer(indptr, dtype=np.int64), expected.indptr)
         assert np.array_equal(np.frombuffer(cols, dtype=np.int64), expected.indices)
         assert np.array_equal(np.frombuffer(data), expected.data)
+
+
+def test_colliding_hashes_fall_back_to_exact_lookups(native, clf, texts, monkeypatch):
+    """Two n-grams with one 64-bit hash could not be told apart: the table refuses to build and
+    the model keeps its exact dict lookups."""
+    with pytest.raises(ValueError, match="share a hash"):
+        native.ngram_table(np.array([7, 9, 7], dtype=np.uint64).tobytes())
+
+    def colliding(vocabulary):
+        raise ValueError("word_table: two n-grams share a hash")
+
+    compiled = CompiledPipeline(clf.pipeline)
+    monkeypatch.setattr(speedups, "native", SimpleNamespace(**{**vars(native), "word_table": colliding}))
+    normalized, _ = compiled.normalize(texts[:500])
+    words, chars = compiled.features(normalized)
+    assert compiled.word_table is False
+    monkeypatch.setattr(speedups, "native", None)
+    expected_words, expected_chars = compiled.features(normalized)
+    assert (words != expected_words).nnz == 0 and (chars != expected_chars).nnz == 0
+
+
+def test_join_tokens_matches_python(native, clf, texts):
+    token_lists = [clf._compiled.segmenter.tokens(text) for text in texts] + [[], ["NOT_"], ["NOT_好", "不"]]
+    for mode, mark in (("mask", NEGATED_MARK), ("keep", None)):
+        assert native.join_tokens(token_lists, NOT_PREFIX, mark) == [tokens_to_text(t, mode) for t in token_lists]
 
 
 def test_whole_model_is_identical_without_the_extension(native, clf, texts, corpus_rows, monkeypatch):
