@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from ticket_nlp import speedups
 from ticket_nlp.features import NEGATED_MARK, CharNgramTfidf, FastTfidfVectorizer, _hashed_ngrams
-from ticket_nlp.text import NOT_PREFIX, finish_normalizing, script_form
+from ticket_nlp.text import NOT_PREFIX, finish_normalizing, script_forms
 
 
 def _tfidf(counts: sp.csr_matrix, idf: np.ndarray, sublinear: bool) -> sp.csr_matrix:
@@ -81,7 +81,12 @@ class CompiledPipeline:
 
     def normalize(self, texts: list[object]) -> tuple[list[str], list[str | None]]:
         """Normalised texts, and each one's ``script_form`` (evidence spans reuse it)."""
-        scripts = [script_form(t) if isinstance(t, str) else None for t in texts]
+        strings = [t for t in texts if isinstance(t, str)]
+        if len(strings) == len(texts):
+            scripts: list[str | None] = script_forms(strings)
+        else:
+            forms = iter(script_forms(strings))
+            scripts = [next(forms) if isinstance(t, str) else None for t in texts]
         emoji, mask = self.emoji, self.mask
         return [finish_normalizing(s, emoji, mask) if s is not None else "" for s in scripts], scripts
 

@@ -369,10 +369,21 @@ class Classifier:
         coef = coef[self._column_order] if coef.shape[0] == len(LABELS) else coef
         # What pushes toward a label is its weight relative to the other labels' mean weight.
         self._push = coef - (coef.sum(axis=0, keepdims=True) - coef) / (len(LABELS) - 1)
-        self._feature_names = self.pipeline.named_steps["features"].get_feature_names_out()
-        # features worth showing a person: not a lone function character (了, 的, 有 …), a mark or a mask
-        self._shown = np.array([_feature_term(name)[0] not in ("", *FUNCTION_CHARS) for name in self._feature_names])
+        # Names, terms and the shown mask are filled in as columns come up: for ~400k columns they
+        # cost a second at load, which a batch run's reading process and most API calls never need.
+        self._feature_names: np.ndarray | None = None
+        self._shown = np.full(coef.shape[1], -1, dtype=np.int8)  # 1 shown, 0 not, -1 not looked at yet
         self._terms: dict[int, tuple[str, bool]] = {}
+
+    def _shown_mask(self, cols: np.ndarray) -> np.ndarray:
+        """Which feature columns are worth showing a person as evidence: not a lone function
+        character (了, 的, 有 …), a negation mark or a mask placeholder."""
+        state = self._shown[cols]
+        unseen = np.unique(cols[state < 0])
+        if len(unseen):
+            self._shown[unseen] = [self._term(c)[0] not in ("", *FUNCTION_CHARS) for c in unseen.tolist()]
+            state = self._shown[cols]
+        return state == 1
 
     def _top_features(self, blocks: list[sp.csr_matrix], best: np.ndarray) -> list[tuple[list[int], list[float]]]:
         """Per row, the features (words, word pairs, char n-grams) that pushed hardest toward its
@@ -382,7 +393,8 @@ class Classifier:
         for block in blocks:  # word block then char block, as the FeatureUnion stacks them
             rows = np.repeat(np.arange(n_rows), np.diff(block.indptr))
             contrib = block.data * self._push[best[rows], block.indices + offset]
-            keep = (contrib > 0) & self._shown[block.indices + offset]
+            pushes = np.flatnonzero(contrib > 0)
+            keep = pushes[self._shown_mask(block.indices[pushes] + offset)]
             rows_parts.append(rows[keep])
             cols_parts.append(block.indices[keep] + offset)
             weight_parts.append(contrib[keep])
@@ -401,6 +413,8 @@ class Classifier:
         """What to search for in the text for a feature column, and whether it was negated."""
         found = self._terms.get(col)
         if found is None:
+            if self._feature_names is None:
+                self._feature_names = self.pipeline.named_steps["features"].get_feature_names_out()
             found = self._terms[col] = _feature_term(self._feature_names[col])
         return found
 

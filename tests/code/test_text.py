@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pickle
+import unicodedata
 
 import pytest
 
@@ -11,7 +12,10 @@ from ticket_nlp.text import (
     char_alignment,
     mark_negation,
     mask_pii,
+    nfkc,
     normalize_text,
+    script_form,
+    script_forms,
 )
 
 
@@ -98,3 +102,20 @@ def test_rjieba_agrees_with_jieba_on_corpus(corpus_rows):
     texts = [normalize_text(r["description"]) for r in corpus_rows]
     same = sum(fast.tokens(t) == reference.tokens(t) for t in texts)
     assert same / len(texts) >= 0.98, f"{same}/{len(texts)}"
+
+
+TRICKY = ["", "ＡＢＣ，！？", "Ａ\u0301", "，\u0301", "…\u0308", "　 ｶﾞ", "①②", "ﬁ", "袖口開線了…～", "a\x1eb", "\x1e",
+          "㎏ ℃ ㈱", "é", "e\u0301", "Ｅ\u0301ｘ"]
+
+
+def test_nfkc_equals_unicodedata(corpus_rows):
+    """The full-width shortcut gives exactly unicodedata's NFKC, also where a combining mark follows."""
+    for text in [r["description"] for r in corpus_rows] + TRICKY:
+        assert nfkc(text) == unicodedata.normalize("NFKC", text), text
+
+
+def test_script_forms_equal_script_form_one_by_one(corpus_rows):
+    texts = [r["description"] for r in corpus_rows[:5000]] + TRICKY
+    assert script_forms(texts) == [script_form(t) for t in texts]
+    assert script_forms(["abc", "DEF"]) == ["abc", "def"]
+    assert script_forms([]) == []
