@@ -371,7 +371,7 @@ class Classifier:
         self._push = coef - (coef.sum(axis=0, keepdims=True) - coef) / (len(LABELS) - 1)
         # Names, terms and the shown mask are filled in as columns come up: for ~400k columns they
         # cost a second at load, which a batch run's reading process and most API calls never need.
-        self._feature_names: np.ndarray | None = None
+        self._branch_names: list[tuple[str, int, Any]] | None = None
         self._shown = np.full(coef.shape[1], -1, dtype=np.int8)  # 1 shown, 0 not, -1 not looked at yet
         self._terms: dict[int, tuple[str, bool]] = {}
 
@@ -413,10 +413,30 @@ class Classifier:
         """What to search for in the text for a feature column, and whether it was negated."""
         found = self._terms.get(col)
         if found is None:
-            if self._feature_names is None:
-                self._feature_names = self.pipeline.named_steps["features"].get_feature_names_out()
-            found = self._terms[col] = _feature_term(self._feature_names[col])
+            found = self._terms[col] = _feature_term(self._feature_name(col))
         return found
+
+    def _feature_name(self, col: int) -> str:
+        """The FeatureUnion's name of a column (``words__袖口 开线``, ``chars__开线``), made from the
+        branch's own vocabulary: the union's get_feature_names_out would build all ~400k names."""
+        if self._branch_names is None:
+            branches, offset = [], 0
+            for name, step in self.pipeline.named_steps["features"].transformer_list:
+                if isinstance(step, CharNgramTfidf):
+                    names = step.ngrams_
+                elif hasattr(step, "vocabulary_"):  # the word branch: invert its vocabulary once
+                    names = [""] * len(step.vocabulary_)
+                    for gram, j in step.vocabulary_.items():
+                        names[j] = gram
+                else:
+                    names = step.get_feature_names_out()
+                branches.append((name, offset, names))
+                offset += len(names)
+            self._branch_names = branches
+        for name, offset, names in reversed(self._branch_names):
+            if col >= offset:
+                return f"{name}__{names[col - offset]}"
+        raise IndexError(col)
 
     def _evidence_spans(self, original: object, script: str | None, cols: list[int],
                         weights: list[float]) -> list[tuple[int, int, float]]:

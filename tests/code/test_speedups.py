@@ -128,3 +128,14 @@ def test_label_rows_are_the_fields_of_predict(clf, texts, corpus_rows):
         m = p.mismatch
         assert row == [p.label, p.confidence, p.needs_review, m.status, m.claimed_label or "", m.severity,
                        " ".join(e.term for e in p.evidence)]
+
+
+def test_feature_names_made_on_demand_match_the_union(clf):
+    """Evidence names columns from the branches' vocabularies instead of building all names."""
+    from ticket_nlp.model import Classifier
+
+    fresh = Classifier(clf.pipeline, clf.metadata)
+    names = clf.pipeline.named_steps["features"].get_feature_names_out()
+    assert [fresh._feature_name(i) for i in range(len(names))] == list(names)
+    with pytest.raises(IndexError):
+        fresh._feature_name(-1)
