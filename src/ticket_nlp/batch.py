@@ -281,6 +281,7 @@ def score_file(clf: Classifier, input_path: Path, output_path: Path | None = Non
     start = time.perf_counter()
     global _WORKER
     _WORKER = clf  # forked workers inherit the model: it is not pickled per chunk
+    clf.warm_up()  # made once here and shared by the forked workers
     # This process makes millions of short-lived rows and cells: keep the collector off the
     # model's objects here too (a full collection walks them all, see freeze_heap).
     freeze_heap()

@@ -369,21 +369,35 @@ class Classifier:
         coef = coef[self._column_order] if coef.shape[0] == len(LABELS) else coef
         # What pushes toward a label is its weight relative to the other labels' mean weight.
         self._push = coef - (coef.sum(axis=0, keepdims=True) - coef) / (len(LABELS) - 1)
-        # Names, terms and the shown mask are filled in as columns come up: for ~400k columns they
-        # cost a second at load, which a batch run's reading process and most API calls never need.
+        # Made on first use (``warm_up``), not at load: a CLI call or a batch run's reading process
+        # never explains, and terms are looked up only for the columns evidence shows.
         self._branch_names: list[tuple[str, int, Any]] | None = None
-        self._shown = np.full(coef.shape[1], -1, dtype=np.int8)  # 1 shown, 0 not, -1 not looked at yet
+        self._shown: np.ndarray | None = None
         self._terms: dict[int, tuple[str, bool]] = {}
 
-    def _shown_mask(self, cols: np.ndarray) -> np.ndarray:
-        """Which feature columns are worth showing a person as evidence: not a lone function
-        character (了, 的, 有 …), a negation mark or a mask placeholder."""
-        state = self._shown[cols]
-        unseen = np.unique(cols[state < 0])
-        if len(unseen):
-            self._shown[unseen] = [self._term(c)[0] not in ("", *FUNCTION_CHARS) for c in unseen.tolist()]
-            state = self._shown[cols]
-        return state == 1
+    def warm_up(self) -> None:
+        """Make now what the first prediction would: the evidence mask and the C lookup tables.
+        Called before forking scoring workers, so they share one copy instead of each making its own."""
+        self._shown_columns()
+        if self._compiled is not None:
+            self._compiled._native_tables()
+
+    def _shown_columns(self) -> np.ndarray:
+        """Per feature column, whether it is worth showing a person as evidence: not a lone
+        function character (了, 的, 有 …), a negation mark or a mask placeholder. The same test as
+        ``_feature_term(name)[0] not in ("", *FUNCTION_CHARS)``, without building the names."""
+        if self._shown is None:
+            hidden = {"", *FUNCTION_CHARS}
+            shown: list[bool] = []
+            for branch, _, names in self._branches():
+                if branch == "words":
+                    terms = (n.strip() if " " not in n and NOT_PREFIX not in n else
+                             "".join(t.removeprefix(NOT_PREFIX) for t in n.split(" ")).strip() for n in names)
+                else:
+                    terms = (n.strip() for n in names)
+                shown.extend(t not in hidden and not t.isupper() and NEGATED_MARK not in t for t in terms)
+            self._shown = np.array(shown, dtype=bool)
+        return self._shown
 
     def _top_features(self, blocks: list[sp.csr_matrix], best: np.ndarray) -> list[tuple[list[int], list[float]]]:
         """Per row, the features (words, word pairs, char n-grams) that pushed hardest toward its
@@ -393,8 +407,7 @@ class Classifier:
         for block in blocks:  # word block then char block, as the FeatureUnion stacks them
             rows = np.repeat(np.arange(n_rows), np.diff(block.indptr))
             contrib = block.data * self._push[best[rows], block.indices + offset]
-            pushes = np.flatnonzero(contrib > 0)
-            keep = pushes[self._shown_mask(block.indices[pushes] + offset)]
+            keep = (contrib > 0) & self._shown_columns()[block.indices + offset]
             rows_parts.append(rows[keep])
             cols_parts.append(block.indices[keep] + offset)
             weight_parts.append(contrib[keep])
@@ -403,11 +416,12 @@ class Classifier:
         # one sort: by row, strongest first within a row (weight/(1+weight) lies in (0, 1))
         order = np.argsort(rows - weights / (1 + weights), kind="stable")
         rows, cols, weights = rows[order], cols[order], weights[order]
-        bounds = np.searchsorted(rows, np.arange(n_rows + 1))
-        k = EVIDENCE_TERMS * 2
-        cols, weights = cols.tolist(), weights.tolist()  # one conversion for the batch, sliced per row
-        return [(cols[lo:min(lo + k, hi)], weights[lo:min(lo + k, hi)])
-                for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+        # the strongest EVIDENCE_TERMS * 2 of each row: rank within the row < k
+        rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+        top = rank < EVIDENCE_TERMS * 2
+        rows, cols, weights = rows[top], cols[top].tolist(), weights[top].tolist()
+        bounds = np.searchsorted(rows, np.arange(n_rows + 1)).tolist()
+        return [(cols[lo:hi], weights[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
     def _term(self, col: int) -> tuple[str, bool]:
         """What to search for in the text for a feature column, and whether it was negated."""
@@ -419,6 +433,13 @@ class Classifier:
     def _feature_name(self, col: int) -> str:
         """The FeatureUnion's name of a column (``words__袖口 开线``, ``chars__开线``), made from the
         branch's own vocabulary: the union's get_feature_names_out would build all ~400k names."""
+        for name, offset, names in reversed(self._branches()):
+            if col >= offset:
+                return f"{name}__{names[col - offset]}"
+        raise IndexError(col)
+
+    def _branches(self) -> list[tuple[str, int, Any]]:
+        """(branch name, first column, the branch's n-gram per column) for each FeatureUnion branch."""
         if self._branch_names is None:
             branches, offset = [], 0
             for name, step in self.pipeline.named_steps["features"].transformer_list:
@@ -433,10 +454,7 @@ class Classifier:
                 branches.append((name, offset, names))
                 offset += len(names)
             self._branch_names = branches
-        for name, offset, names in reversed(self._branch_names):
-            if col >= offset:
-                return f"{name}__{names[col - offset]}"
-        raise IndexError(col)
+        return self._branch_names
 
     def _evidence_spans(self, original: object, script: str | None, cols: list[int],
                         weights: list[float]) -> list[tuple[int, int, float]]:

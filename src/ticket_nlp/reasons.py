@@ -18,6 +18,7 @@ from ticket_nlp.text import nfkc, to_simplified
 
 _SLASHES = re.compile(r"\s*[/／、|]\s*")
 _DASHES = re.compile(r"\s*[-—–_:：]\s*")
+MEMO_SIZE = 100_000  # distinct claimed-reason strings remembered by a ReasonMap
 
 
 @lru_cache(maxsize=4096)
@@ -36,6 +37,7 @@ class ReasonMap:
     display: dict[str, tuple[str, ...]] = field(default_factory=dict)
     prefixes: tuple[str, ...] = ()
     source: str = ""
+    _memo: dict[str, tuple[str, ...] | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> ReasonMap:
@@ -54,9 +56,20 @@ class ReasonMap:
         return cls(keys, display, tuple(sorted(prefixes, key=len, reverse=True)), str(path))
 
     def lookup(self, reason: str | None) -> tuple[str, ...] | None:
-        """Labels the claimed reason accepts; ``None`` when the string is not in the mapping."""
+        """Labels the claimed reason accepts; ``None`` when the string is not in the mapping.
+
+        Remembered per string: an export repeats a few dozen menu strings over millions of rows."""
         if reason is None:
             return None
+        try:
+            return self._memo[reason]
+        except KeyError:
+            found = self._lookup(reason)
+        if len(self._memo) < MEMO_SIZE:
+            self._memo[reason] = found
+        return found
+
+    def _lookup(self, reason: str) -> tuple[str, ...] | None:
         key = reason_key(reason)
         if key in self.labels_by_key:
             return self.labels_by_key[key]

@@ -132,10 +132,13 @@ def test_label_rows_are_the_fields_of_predict(clf, texts, corpus_rows):
 
 def test_feature_names_made_on_demand_match_the_union(clf):
     """Evidence names columns from the branches' vocabularies instead of building all names."""
-    from ticket_nlp.model import Classifier
+    from ticket_nlp.model import FUNCTION_CHARS, Classifier, _feature_term
 
     fresh = Classifier(clf.pipeline, clf.metadata)
     names = clf.pipeline.named_steps["features"].get_feature_names_out()
     assert [fresh._feature_name(i) for i in range(len(names))] == list(names)
+    shown = [_feature_term(name)[0] not in ("", *FUNCTION_CHARS) for name in names]
+    assert fresh._shown_columns().tolist() == shown
+    assert 0 < sum(shown) < len(shown)
     with pytest.raises(IndexError):
         fresh._feature_name(-1)
