@@ -300,8 +300,8 @@ class Classifier:
     def label_rows(self, texts: list[object], claimed_reasons: list[str | None]) -> list[list[Any]]:
         """What batch scoring writes per row: label, confidence, needs_review, mismatch status,
         claimed label, severity and the evidence terms joined by spaces. The same decisions as
-        ``predict`` (both read ``_decide``) without building its objects, which on a million-row
-        export cost about as much as the model."""
+        ``predict`` (both read ``_decide``) without building its objects (dataclasses, dicts),
+        which cost about a fifth of a batch row's time."""
         return [[label, shown[b], needs_review, claim[1], claim[2][0] if claim[2] else "", claim[3],
                  " ".join([text[s:e] for s, e, _ in spans])]
                 for text, label, shown, b, needs_review, spans, claim in self._decide(texts, claimed_reasons, True)]
