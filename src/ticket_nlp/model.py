@@ -56,6 +56,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
 LABEL_INDEX = {lab: i for i, lab in enumerate(LABELS)}
 DEFAULT_CLAIM_AGREEMENT = 0.75  # share of claims that fit their text, when training did not measure it
 EVIDENCE_TERMS = 5
+DECIDE_SLICE = 5000  # texts scored at once by predict and label_rows (a batch chunk is one slice)
 EVIDENCE_MIN_SHARE = 0.15  # spans weaker than this share of the strongest one are noise to a reader
 FUNCTION_CHARS = tuple("的了有都就也还是很太在我你他她它这那个们吧吗呢啊呀哦嘛着过和与及或把被给让到说要会能就又再才")
 
@@ -89,7 +90,7 @@ def build_pipeline(params: dict[str, Any] | None = None) -> Pipeline:
 
 
 # --- results -------------------------------------------------------------------------------------
-@dataclass(slots=True)  # slots: cheaper to make, and a batch makes one per ticket
+@dataclass(slots=True)  # slots: cheaper to make, and the API makes several per ticket
 class Evidence:
     """A stretch of the buyer's own text that pushed toward a label."""
 
@@ -310,10 +311,14 @@ class Classifier:
         """Per text: (text, label, probabilities rounded to 4 places in LABELS order, label index,
         needs_review, evidence spans as (start, end, weight), claim check as returned by ``_claim``)."""
         texts = list(texts)
-        if claimed_reasons is None:
-            claimed_reasons = [None] * len(texts)
+        claimed_reasons = [None] * len(texts) if claimed_reasons is None else list(claimed_reasons)
         if len(claimed_reasons) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(claimed_reasons)} claimed reasons")
+        # in slices: memory stays bounded, and a slice's matrices stay in cache
+        for lo in range(0, len(texts), DECIDE_SLICE):
+            yield from self._decide_slice(texts[lo:lo + DECIDE_SLICE], claimed_reasons[lo:lo + DECIDE_SLICE], explain)
+
+    def _decide_slice(self, texts: list[object], claimed_reasons: list[str | None], explain: bool):
         normalized, scripts, proba, blocks = self._score(texts)
         best = proba.argmax(axis=1)
         top = self._top_features(blocks, best) if explain else None
