@@ -50,6 +50,14 @@ def test_mark_negation_matches_python(native, clf, texts):
     assert not any(is_punct(t) for t in native.mark_negation(["，", "好"], NEGATORS, SCOPE_BREAKERS, 3, NOT_PREFIX))
 
 
+def test_punctuation_class_matches_python_on_every_character(native):
+    """The C copy of text.PUNCT_RE's class drops exactly the characters Python drops."""
+    for code in [*range(0xD800), *range(0xE000, 0x10000), 0x1F621, 0x20000]:
+        ch = chr(code)
+        dropped = native.mark_negation([ch], NEGATORS, SCOPE_BREAKERS, NEGATION_SCOPE, NOT_PREFIX) == []
+        assert dropped == (ch.isspace() or is_punct(ch)), hex(code)
+
+
 def test_word_ngram_counts_match_python(native, clf, texts):
     compiled = clf._compiled
     vocabulary = compiled.word_vocabulary
