@@ -282,11 +282,11 @@ def score_file(clf: Classifier, input_path: Path, output_path: Path | None = Non
     global _WORKER
     _WORKER = clf  # forked workers inherit the model: it is not pickled per chunk
     clf.warm_up()  # made once here and shared by the forked workers
-    # This process makes millions of short-lived rows and cells: keep the collector off the
-    # model's objects here too (a full collection walks them all, see freeze_heap).
+    # Keep the collector off the model's objects (a full collection walks them all, see
+    # freeze_heap), here and in the workers, which inherit the frozen heap: freezing again in each
+    # worker would walk, and copy, every page of the model.
     freeze_heap()
-    # forked workers inherit the model; freezing it keeps their collector off it (see freeze_heap)
-    pool = get_context("fork").Pool(workers, initializer=freeze_heap) if workers > 1 else None
+    pool = get_context("fork").Pool(workers) if workers > 1 else None
     rows_done, chunks_done = done_rows, 0
 
     def finish(item: tuple, cells: list[list[Any]]) -> None:
