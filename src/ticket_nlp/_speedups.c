@@ -676,6 +676,129 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(top_features_doc,
+"top_features(blocks, push, shown, best, k) -> list[(list[int], list[float])]\n\n"
+"Classifier._top_features: per row, the (at most k) feature columns that pushed hardest toward\n"
+"the row's predicted label ``best[row]``, strongest first, with their weights. ``blocks`` is a\n"
+"list of (indptr, indices, data, first column) of the CSR blocks (int64, int64, float64),\n"
+"``push`` the (labels x columns) float64 weights, ``shown`` one byte per column (nonzero: may be\n"
+"shown). Ties keep the blocks' order, as the stable sort of the Python does.");
+
+typedef struct {
+    double key, weight;
+    int64_t column;
+} Ranked;
+
+static PyObject *
+top_features(PyObject *self, PyObject *args)
+{
+    PyObject *blocks, *result = NULL;
+    Py_buffer push, shown, best;
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "O!y*y*y*n:top_features", &PyList_Type, &blocks, &push, &shown, &best, &k))
+        return NULL;
+    Py_ssize_t n_blocks = PyList_GET_SIZE(blocks), rows = best.len / (Py_ssize_t)sizeof(int64_t);
+    Py_ssize_t n_columns = shown.len, n_labels = n_columns ? push.len / (Py_ssize_t)sizeof(double) / n_columns : 0;
+    Py_buffer *views = PyMem_Calloc(n_blocks * 3 + 1, sizeof(Py_buffer));
+    int64_t *offsets = PyMem_Calloc(n_blocks + 1, sizeof(int64_t));
+    Ranked *top = PyMem_Malloc(sizeof(Ranked) * (k > 0 ? k : 1));
+    Py_ssize_t n_views = 0;
+    if (views == NULL || offsets == NULL || top == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t b = 0; b < n_blocks; b++) {
+        PyObject *block = PyList_GET_ITEM(blocks, b);
+        if (!PyTuple_Check(block)) {
+            PyErr_SetString(PyExc_TypeError, "top_features: blocks must be tuples");
+            goto done;
+        }
+        if (!PyArg_ParseTuple(block, "y*y*y*L:top_features block", &views[3 * b], &views[3 * b + 1],
+                              &views[3 * b + 2], &offsets[b]))
+            goto done;
+        n_views = 3 * b + 3;
+        if (views[3 * b].len != (rows + 1) * (Py_ssize_t)sizeof(int64_t)
+                || views[3 * b + 1].len / (Py_ssize_t)sizeof(int64_t) != views[3 * b + 2].len / (Py_ssize_t)sizeof(double)) {
+            PyErr_SetString(PyExc_ValueError, "top_features: a block's arrays do not fit the rows");
+            goto done;
+        }
+    }
+    const double *push_w = push.buf;
+    const unsigned char *is_shown = shown.buf;
+    const int64_t *best_label = best.buf;
+    if ((result = PyList_New(rows)) == NULL)
+        goto done;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        Py_ssize_t n_top = 0;
+        int64_t label = best_label[r];
+        if (label < 0 || label >= n_labels) {
+            PyErr_SetString(PyExc_IndexError, "top_features: label index out of range");
+            Py_CLEAR(result);
+            goto done;
+        }
+        const double *row_push = push_w + label * n_columns;
+        for (Py_ssize_t b = 0; k > 0 && b < n_blocks; b++) {
+            const int64_t *indptr = views[3 * b].buf, *indices = views[3 * b + 1].buf;
+            const double *data = views[3 * b + 2].buf;
+            for (int64_t j = indptr[r]; j < indptr[r + 1]; j++) {
+                int64_t column = indices[j] + offsets[b];
+                if (column < 0 || column >= n_columns) {
+                    PyErr_SetString(PyExc_IndexError, "top_features: column out of range");
+                    Py_CLEAR(result);
+                    goto done;
+                }
+                double weight = data[j] * row_push[column];
+                if (!(weight > 0) || !is_shown[column])
+                    continue;
+                /* the Python's sort key, computed the same way, so ties fall the same way */
+                double key = (double)r - weight / (1 + weight);
+                if (n_top == k && !(key < top[k - 1].key))
+                    continue;
+                Py_ssize_t at = n_top < k ? n_top : k - 1;
+                while (at > 0 && key < top[at - 1].key) {  /* after any equal key: stable */
+                    top[at] = top[at - 1];
+                    at--;
+                }
+                top[at] = (Ranked){key, weight, column};
+                if (n_top < k)
+                    n_top++;
+            }
+        }
+        PyObject *columns = PyList_New(n_top), *weights = PyList_New(n_top), *pair = NULL;
+        if (columns != NULL && weights != NULL) {
+            for (Py_ssize_t i = 0; i < n_top; i++) {
+                PyObject *c = PyLong_FromLongLong(top[i].column), *w = PyFloat_FromDouble(top[i].weight);
+                if (c == NULL || w == NULL) {
+                    Py_XDECREF(c);
+                    Py_XDECREF(w);
+                    goto row_failed;
+                }
+                PyList_SET_ITEM(columns, i, c);
+                PyList_SET_ITEM(weights, i, w);
+            }
+            pair = PyTuple_Pack(2, columns, weights);
+        }
+    row_failed:
+        Py_XDECREF(columns);
+        Py_XDECREF(weights);
+        if (pair == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, r, pair);
+    }
+done:
+    for (Py_ssize_t i = 0; i < n_views; i++)
+        PyBuffer_Release(&views[i]);
+    PyMem_Free(views);
+    PyMem_Free(offsets);
+    PyMem_Free(top);
+    PyBuffer_Release(&push);
+    PyBuffer_Release(&shown);
+    PyBuffer_Release(&best);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"mark_negation", mark_negation, METH_VARARGS, mark_negation_doc},
     {"evidence_spans", evidence_spans, METH_VARARGS, evidence_spans_doc},
@@ -684,6 +807,7 @@ static PyMethodDef methods[] = {
     {"word_ngram_counts", word_ngram_counts, METH_VARARGS, word_ngram_counts_doc},
     {"char_ngram_counts", char_ngram_counts, METH_VARARGS, char_ngram_counts_doc},
     {"join_tokens", join_tokens, METH_VARARGS, join_tokens_doc},
+    {"top_features", top_features, METH_VARARGS, top_features_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -110,6 +110,35 @@ def test_join_tokens_matches_python(native, clf, texts):
         assert native.join_tokens(token_lists, NOT_PREFIX, mark) == [tokens_to_text(t, mode) for t in token_lists]
 
 
+def test_top_features_match_python(native, clf, texts, monkeypatch):
+    """The C selection of each row's strongest evidence columns equals the NumPy sort, ties included."""
+    import scipy.sparse as sp
+
+    from ticket_nlp.model import Classifier
+
+    def both(owner, blocks, best):
+        with_c = Classifier._top_features(owner, blocks, best)
+        with monkeypatch.context() as m:
+            m.setattr(speedups, "native", None)
+            without = Classifier._top_features(owner, blocks, best)
+        return [(list(c), list(w)) for c, w in with_c], [(list(c), list(w)) for c, w in without]
+
+    for lo in range(0, len(texts), 6000):
+        _, _, proba, blocks = clf._score(texts[lo:lo + 6000])
+        with_c, without = both(clf, blocks, proba.argmax(axis=1))
+        assert with_c == without
+    # equal weights in both blocks (the stable sort keeps block then column order), hidden columns,
+    # negative pushes, an empty row and more candidates than the ten kept
+    push = np.array([[1.0, 1.0, -1.0, 1.0, 2.0] * 3, [0.5] * 15])
+    shown = np.array([True, True, True, False, True] * 3)
+    words = sp.csr_matrix(np.array([[1.0, 1.0, 1.0, 1.0, 0.5], [0] * 5, [0.3] * 5]))
+    chars = sp.csr_matrix(np.array([[1.0] * 10, [0] * 10, [0.2] * 10]))
+    owner = SimpleNamespace(_push=push, _shown_columns=lambda: shown)
+    with_c, without = both(owner, [words, chars], np.array([0, 0, 1]))
+    assert with_c == without
+    assert with_c[0][0] == [9, 14, 0, 1, 4, 5, 6, 10, 11] and with_c[1] == ([], []) and len(with_c[2][0]) == 10
+
+
 def test_whole_model_is_identical_without_the_extension(native, clf, texts, corpus_rows, monkeypatch):
     """Probabilities, evidence spans, mismatch flags and batch cells, bit for bit."""
     from ticket_nlp.batch import score_chunk
