@@ -46,6 +46,7 @@ def default_output(path: Path) -> Path:
 
 # --- scoring -------------------------------------------------------------------------------------
 SPREADSHEET_NOISE = frozenset({"#N/A", "#VALUE!", "#REF!", "#NAME?", "NULL", "NAN", "NONE", "N/A"})
+_NOISE_CHARS = max(map(len, SPREADSHEET_NOISE))  # longer cells are not noise: no need to upper-case them
 
 
 def row_status(value: Any) -> str:
@@ -57,7 +58,7 @@ def row_status(value: Any) -> str:
         return "empty"
     if len(stripped) > MAX_TEXT_CHARS:
         return "too_long"
-    if not any(ch.isalpha() for ch in stripped) or stripped.upper() in SPREADSHEET_NOISE:
+    if not any(ch.isalpha() for ch in stripped) or (len(stripped) <= _NOISE_CHARS and stripped.upper() in SPREADSHEET_NOISE):
         return "not_text"  # numbers, punctuation, emoji, spreadsheet errors and null markers
     return "ok"
 

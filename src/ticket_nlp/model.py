@@ -27,7 +27,6 @@ from ticket_nlp.config import (
     BUYER_SIDE,
     LABELS,
     METADATA_FILE,
-    MIN_CONTENT_CHARS,
     MODEL_FILE,
     SELLER_SIDE,
     model_dir,
@@ -35,7 +34,7 @@ from ticket_nlp.config import (
 from ticket_nlp.features import NEGATED_MARK, CharNgramTfidf, FastTfidfVectorizer
 from ticket_nlp.inference import CompiledPipeline
 from ticket_nlp.reasons import ReasonMap
-from ticket_nlp.text import NOT_PREFIX, Segmenter, TextNormalizer, char_alignment, content_chars, identity
+from ticket_nlp.text import NOT_PREFIX, Segmenter, TextNormalizer, char_alignment, has_content, identity
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "emoji": "keep",
@@ -329,7 +328,7 @@ class Classifier:
                                                       strict=True)):
             label = LABELS[b]
             spans = self._evidence_spans(text, scripts[i], *top[i]) if explain else []
-            needs_review = row[b] < review.get(label, 0.5) or content_chars(normalized[i]) < MIN_CONTENT_CHARS
+            needs_review = row[b] < review.get(label, 0.5) or not has_content(normalized[i])
             yield text, label, shown, b, needs_review, spans, self._claim(normalized[i], claimed_reasons[i], label, row)
 
     def _claim(self, normalized: str, claimed: str | None, label: str,
@@ -354,7 +353,7 @@ class Classifier:
         claimed_labels = tuple(claimed_labels)
         if "other" in claimed_labels or label in claimed_labels:
             return claimed, "consistent", claimed_labels, "none"
-        if label == "other" or content_chars(normalized) < MIN_CONTENT_CHARS:
+        if label == "other" or not has_content(normalized):
             return claimed, "insufficient_text", claimed_labels, "none"
         supported = sum(row[LABEL_INDEX[c]] for c in claimed_labels)
         if row[LABEL_INDEX[label]] >= self.mismatch_threshold and \

@@ -16,7 +16,7 @@ from pathlib import Path
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ticket_nlp import speedups
-from ticket_nlp.config import MAX_TEXT_CHARS, user_dict_path
+from ticket_nlp.config import MAX_TEXT_CHARS, MIN_CONTENT_CHARS, user_dict_path
 
 # --- masking -------------------------------------------------------------------------------------
 # Placeholders are ASCII words in capitals: the segmenter keeps each as one token, and lower-casing
@@ -123,11 +123,19 @@ def normalize_text(text: object, emoji: str = "keep", mask: bool = True) -> str:
 
 
 _NOT_CONTENT_RE = re.compile(r"[\W_]+")
+# MIN_CONTENT_CHARS content characters with anything between: found in the first few characters
+# of a usual description, where counting all of them reads the whole text.
+_ENOUGH_CONTENT_RE = re.compile(r"[^\W_]" + r"[\W_]*[^\W_]" * (MIN_CONTENT_CHARS - 1))
 
 
 def content_chars(text: str) -> int:
     """Letters, digits and CJK characters: what a description has to say anything with."""
     return len(_NOT_CONTENT_RE.sub("", text))
+
+
+def has_content(text: str) -> bool:
+    """``content_chars(text) >= MIN_CONTENT_CHARS``: enough to read a problem from (or a claim against)."""
+    return _ENOUGH_CONTENT_RE.search(text) is not None
 
 
 def char_alignment(original: str, script: str | None = None) -> tuple[str, list[int] | range]:

@@ -5,11 +5,14 @@ import unicodedata
 
 import pytest
 
+from ticket_nlp.config import MIN_CONTENT_CHARS
 from ticket_nlp.text import (
     NOT_PREFIX,
     Segmenter,
     TextNormalizer,
     char_alignment,
+    content_chars,
+    has_content,
     mark_negation,
     mask_pii,
     nfkc,
@@ -119,3 +122,12 @@ def test_script_forms_equal_script_form_one_by_one(corpus_rows):
     assert script_forms(texts) == [script_form(t) for t in texts]
     assert script_forms(["abc", "DEF"]) == ["abc", "def"]
     assert script_forms([]) == []
+
+
+def test_has_content_equals_counting(corpus_rows):
+    """The early-stopping check agrees with counting every content character."""
+    texts = [normalize_text(r["description"]) for r in corpus_rows] + TRICKY + [
+        "", "好", "，好", "好，", "好，，，，坏", "_a_", "😡😡", "??a", "a1", "___", " 1 ", "差" + "！" * 500]
+    assert any(not has_content(t) for t in texts) and any(has_content(t) for t in texts)
+    for text in texts:
+        assert has_content(text) == (content_chars(text) >= MIN_CONTENT_CHARS), text
