@@ -35,9 +35,48 @@ def tokens_to_text(tokens: Sequence[str] | str, negated: str = "mask") -> str:
     return "".join(t.removeprefix(NOT_PREFIX) for t in tokens)
 
 
+_TERM_SEPARATOR = "\n"  # never inside a term: normalisation leaves no line breaks in a text
+
+
+def _pack_strings(strings: Sequence[str]) -> tuple[str, np.ndarray] | None:
+    """Many short strings as one string and their lengths, or None when one holds the separator.
+
+    A model holds about 400k n-gram strings. joblib unpickles with the pure-Python pickle machine,
+    one opcode at a time, so loading them one by one took a second of every CLI call, API start
+    and Spark task; one string and one integer array load at once."""
+    joined = "".join(strings)
+    if _TERM_SEPARATOR in joined:
+        return None
+    return joined, np.fromiter(map(len, strings), dtype=np.int32, count=len(strings))
+
+
+def _unpack_strings(packed: tuple[str, np.ndarray]) -> list[str]:
+    joined, lengths = packed
+    ends = np.cumsum(lengths, dtype=np.int64).tolist()
+    return [joined[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+
+
 class FastTfidfVectorizer(TfidfVectorizer):
     """TfidfVectorizer whose ``transform`` does one dict lookup per n-gram instead of a
-    try/except each, which is slow when most n-grams of new text are unseen."""
+    try/except each, which is slow when most n-grams of new text are unseen. Pickled with its
+    vocabulary packed (``_pack_strings``)."""
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: the base may return the live __dict__
+        vocabulary = state.get("vocabulary_")
+        if isinstance(vocabulary, dict):
+            terms = list(vocabulary)
+            packed = _pack_strings(terms)
+            if packed is not None:
+                state["vocabulary_"] = None
+                state["_packed_vocabulary"] = (*packed, np.fromiter(vocabulary.values(), np.int64, len(terms)))
+        return state
+
+    def __setstate__(self, state):
+        packed = state.pop("_packed_vocabulary", None)
+        if packed is not None:
+            state["vocabulary_"] = dict(zip(_unpack_strings(packed[:2]), packed[2].tolist(), strict=True))
+        super().__setstate__(state)
 
     def transform(self, raw_documents):
         check_is_fitted(self, "vocabulary_")
@@ -93,6 +132,21 @@ class CharNgramTfidf(BaseEstimator, TransformerMixin):
         self.min_df = min_df
         self.sublinear_tf = sublinear_tf
         self.negated = negated
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: the base may return the live __dict__
+        ngrams = state.get("ngrams_")
+        packed = _pack_strings(ngrams.tolist()) if ngrams is not None else None
+        if packed is not None:
+            state["ngrams_"] = None
+            state["_packed_ngrams"] = packed
+        return state
+
+    def __setstate__(self, state):
+        packed = state.pop("_packed_ngrams", None)
+        if packed is not None:
+            state["ngrams_"] = np.array(_unpack_strings(packed), dtype=object)
+        super().__setstate__(state)
 
     def texts(self, X) -> list[str]:
         return [tokens_to_text(doc, self.negated) for doc in X]

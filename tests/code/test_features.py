@@ -53,3 +53,30 @@ def test_compiled_isotonic_path_equals_pipeline(corpus_rows):
     assert clf._compiled is not None and clf._compiled.method == "isotonic"
     texts = [r["description"] for r in corpus_rows[1:800:4]] + ["", None]
     assert np.allclose(clf.predict_proba(texts), pipeline.predict_proba(texts)[:, clf._column_order], atol=1e-9)
+
+
+def test_pickled_vocabularies_are_packed_and_restored(clf, corpus_rows, tmp_path):
+    """The n-gram strings are saved as one string each (fast to load) and come back identical;
+    saving leaves the fitted model untouched, and a model saved before packing still loads."""
+    import joblib
+
+    from ticket_nlp.features import FastTfidfVectorizer
+
+    branches = dict(clf.pipeline.named_steps["features"].transformer_list)
+    words, chars = branches["words"], branches["chars"]
+    assert "_packed_vocabulary" in words.__getstate__() and words.__getstate__()["vocabulary_"] is None
+    assert "_packed_ngrams" in chars.__getstate__()
+    vocabulary, ngrams = dict(words.vocabulary_), list(chars.ngrams_)
+    joblib.dump(clf.pipeline, tmp_path / "m.joblib")
+    assert words.vocabulary_ == vocabulary and list(chars.ngrams_) == ngrams  # not mutated by saving
+    loaded = dict(joblib.load(tmp_path / "m.joblib").named_steps["features"].transformer_list)
+    assert loaded["words"].vocabulary_ == vocabulary
+    assert list(loaded["chars"].ngrams_) == ngrams and loaded["chars"].ngrams_.dtype == object
+    texts = [r["description"] for r in corpus_rows[:500]]
+    assert np.array_equal(loaded["chars"].transform(texts).toarray(), chars.transform(texts).toarray())
+    old_style = FastTfidfVectorizer()
+    old_style.__setstate__({**words.__dict__})  # the state as saved before packing
+    assert old_style.vocabulary_ == vocabulary
+    odd = FastTfidfVectorizer(analyzer=lambda doc: doc.split("|")).fit(["第一行\n第二行|别的"])
+    # a separator inside a term: the vocabulary is kept as the dict
+    assert odd.__getstate__()["vocabulary_"] == odd.vocabulary_
