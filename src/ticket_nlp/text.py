@@ -73,7 +73,7 @@ _COMPAT_PUNCT = {c: unicodedata.normalize("NFKC", chr(c)) for c in (*range(0xFF0
 def nfkc(text: str) -> str:
     if unicodedata.is_normalized("NFKC", text):
         return text
-    quick = text.translate(_COMPAT_PUNCT)
+    quick = speedups.native.fold_punct(text) if speedups.native is not None else text.translate(_COMPAT_PUNCT)
     return quick if unicodedata.is_normalized("NFKC", quick) else unicodedata.normalize("NFKC", text)
 
 

@@ -139,6 +139,18 @@ def test_top_features_match_python(native, clf, texts, monkeypatch):
     assert with_c[0][0] == [9, 14, 0, 1, 4, 5, 6, 10, 11] and with_c[1] == ([], []) and len(with_c[2][0]) == 10
 
 
+def test_fold_punct_matches_translate_on_every_character(native, texts):
+    from ticket_nlp.text import _COMPAT_PUNCT
+
+    for code in [*range(0xD800), *range(0xE000, 0x110000, 7), *range(0xFF00, 0xFF60), 0x3000, 0x2026]:
+        ch = chr(code)
+        assert native.fold_punct(ch) == ch.translate(_COMPAT_PUNCT), hex(code)
+    for text in texts + ["…好…", "ＡＢＣ１２３", "\u3000x\U0001f621！", "é！", "！"]:
+        folded = native.fold_punct(text)
+        assert folded == text.translate(_COMPAT_PUNCT), text
+        assert folded.isascii() == text.translate(_COMPAT_PUNCT).isascii()  # same canonical string form
+
+
 def test_whole_model_is_identical_without_the_extension(native, clf, texts, corpus_rows, monkeypatch):
     """Probabilities, evidence spans, mismatch flags and batch cells, bit for bit."""
     from ticket_nlp.batch import score_chunk
