@@ -92,7 +92,7 @@ class CompiledPipeline:
 
     def features(self, normalized: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
         """Word and char TF-IDF blocks (kept apart: evidence reads them separately)."""
-        tokens = [self.segmenter.tokens(text) for text in normalized]
+        tokens = self.segmenter.transform(normalized)
         native = speedups.native if self._native_tables() else None
         if native is not None:
             words = _csr(native.word_ngram_counts(tokens, *self.word_ngrams, self.word_table), len(self.word_idf))

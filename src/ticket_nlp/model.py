@@ -474,9 +474,12 @@ class Classifier:
         overlapping finds merged (their weights added), strongest first, the weak ones dropped."""
         if not isinstance(original, str) or not len(cols):
             return []
-        aligned, index = char_alignment(original, script)
-        if isinstance(index, range):  # the usual case: positions need no mapping
-            index = None
+        if script is not None and len(script) == len(original):  # the usual case: positions map one to one
+            aligned, index = script, None
+        else:
+            aligned, index = char_alignment(original, script)
+            if isinstance(index, range):
+                index = None
         if speedups.native is not None:
             return speedups.native.evidence_spans(aligned, index, cols, weights, self._terms, self._term,
                                                   EVIDENCE_TERMS, EVIDENCE_MIN_SHARE)
