@@ -35,19 +35,15 @@ def tokens_to_text(tokens: Sequence[str] | str, negated: str = "mask") -> str:
     return "".join(t.removeprefix(NOT_PREFIX) for t in tokens)
 
 
-_TERM_SEPARATOR = "\n"  # never inside a term: normalisation leaves no line breaks in a text
-
-
-def _pack_strings(strings: Sequence[str]) -> tuple[str, np.ndarray] | None:
-    """Many short strings as one string and their lengths, or None when one holds the separator.
+def _pack_strings(strings: Sequence[object]) -> tuple[str, np.ndarray] | None:
+    """Many short strings as one string and their lengths (None if any is not a str).
 
     A model holds about 400k n-gram strings. joblib unpickles with the pure-Python pickle machine,
     one opcode at a time, so loading them one by one took a second of every CLI call, API start
     and Spark task; one string and one integer array load at once."""
-    joined = "".join(strings)
-    if _TERM_SEPARATOR in joined:
+    if not all(isinstance(s, str) for s in strings):
         return None
-    return joined, np.fromiter(map(len, strings), dtype=np.int32, count=len(strings))
+    return "".join(strings), np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
 
 
 def _unpack_strings(packed: tuple[str, np.ndarray]) -> list[str]:
