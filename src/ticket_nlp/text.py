@@ -122,19 +122,14 @@ def normalize_text(text: object, emoji: str = "keep", mask: bool = True) -> str:
     return finish_normalizing(script_form(text), emoji, mask)
 
 
-_NOT_CONTENT_RE = re.compile(r"[\W_]+")
 # MIN_CONTENT_CHARS content characters with anything between: found in the first few characters
-# of a usual description, where counting all of them reads the whole text.
+# of a usual description, where counting all of them would read the whole text.
 _ENOUGH_CONTENT_RE = re.compile(r"[^\W_]" + r"[\W_]*[^\W_]" * (MIN_CONTENT_CHARS - 1))
 
 
-def content_chars(text: str) -> int:
-    """Letters, digits and CJK characters: what a description has to say anything with."""
-    return len(_NOT_CONTENT_RE.sub("", text))
-
-
 def has_content(text: str) -> bool:
-    """``content_chars(text) >= MIN_CONTENT_CHARS``: enough to read a problem from (or a claim against)."""
+    """At least MIN_CONTENT_CHARS letters, digits or CJK characters: enough to read a problem from
+    (or a claim against)."""
     return _ENOUGH_CONTENT_RE.search(text) is not None
 
 
@@ -253,17 +248,18 @@ class Segmenter(BaseEstimator, TransformerMixin):
         return cut
 
     def tokens(self, text: str) -> list[str]:
-        if self.negation and speedups.native is not None:
-            return speedups.native.mark_negation(self._cutter()(text), NEGATORS, SCOPE_BREAKERS, NEGATION_SCOPE,
-                                                 NOT_PREFIX)
-        words = [w for w in self._cutter()(text) if not w.isspace()]
-        return mark_negation(words) if self.negation else [w for w in words if not is_punct(w)]
+        return self.transform([text])[0]
 
     def transform(self, X: Iterable[str]) -> list[list[str]]:
-        if self.negation and speedups.native is not None:  # tokens() per text, lookups hoisted
-            cut, mark = self._cutter(), speedups.native.mark_negation
+        cut = self._cutter()
+        if self.negation and speedups.native is not None:
+            mark = speedups.native.mark_negation
             return [mark(cut(x), NEGATORS, SCOPE_BREAKERS, NEGATION_SCOPE, NOT_PREFIX) for x in X]
-        return [self.tokens(x) for x in X]
+        out = []
+        for x in X:
+            words = [w for w in cut(x) if not w.isspace()]
+            out.append(mark_negation(words) if self.negation else [w for w in words if not is_punct(w)])
+        return out
 
     def __getstate__(self):  # the engines are native objects: rebuild them after unpickling
         state = self.__dict__.copy()
