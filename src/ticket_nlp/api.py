@@ -214,7 +214,7 @@ def result_dict(p: Prediction, ticket_id: str | None, version: str) -> dict[str,
 
 
 def classify_many(clf: Classifier, items: list[ClassifyRequest]) -> dict[str, Any]:
-    predictions = clf.predict([i.text for i in items], [i.claimed_reason for i in items])
+    predictions = clf.predict([i.text for i in items], [i.claimed_reason for i in items], [i.product for i in items])
     record(predictions)
     return {"model_version": clf.version, "count": len(items),
             "results": [result_dict(p, i.ticket_id, clf.version) for p, i in zip(predictions, items, strict=True)]}
@@ -235,7 +235,7 @@ v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses=
 async def classify(body: Annotated[ClassifyRequest, Body(openapi_examples=CLASSIFY_EXAMPLES)],
                    clf: ClassifierDep) -> dict[str, Any]:
     """Label the description, check it against the claimed reason, and return the words that prove it."""
-    [prediction] = clf.predict([body.text], [body.claimed_reason])
+    [prediction] = clf.predict([body.text], [body.claimed_reason], [body.product])
     record([prediction])
     return result_dict(prediction, body.ticket_id, clf.version)
 

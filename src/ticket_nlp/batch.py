@@ -33,6 +33,8 @@ ScoreError = TableError  # what batch callers catch: the input cannot be scored
 TEXT_HEADERS = ("买家退款说明", "售后备注", "问题描述", "退款说明", "退货说明", "买家留言", "申请说明", "售后说明",
                 "description", "text", "描述", "备注")
 REASON_HEADERS = ("买家退款原因", "售后原因", "申请原因", "退货原因", "退款原因", "claimed_reason", "claimed", "reason")
+# What names the item: Tmall's 宝贝标题, JD's 商品名称, or a category. Read for LABELING.md's fit rule.
+PRODUCT_HEADERS = ("宝贝标题", "商品名称", "商品标题", "商品", "product_category", "product", "类目", "品类")
 OUTPUT_COLUMNS = ("tn_status", "tn_label", "tn_confidence", "tn_needs_review", "tn_mismatch", "tn_claimed_label",
                   "tn_severity", "tn_evidence")
 EXTRA_COLUMN = "tn_extra_fields"  # cells beyond the header's width, kept rather than dropped
@@ -63,11 +65,13 @@ def row_status(value: Any) -> str:
     return "ok"
 
 
-def score_chunk(clf: Classifier, texts: list[Any], reasons: list[Any]) -> list[list[Any]]:
+def score_chunk(clf: Classifier, texts: list[Any], reasons: list[Any],
+                products: list[Any] | None = None) -> list[list[Any]]:
     """The appended cells (OUTPUT_COLUMNS) for each row of a chunk."""
     statuses = [row_status(t) for t in texts]
     ok = [i for i, s in enumerate(statuses) if s == "ok"]
-    cells = clf.label_rows([texts[i] for i in ok], [str(reasons[i]).strip() or None for i in ok])
+    cells = clf.label_rows([texts[i] for i in ok], [str(reasons[i]).strip() or None for i in ok],
+                           [products[i] for i in ok] if products is not None else None)
     out = [[s, "", "", "", "", "", "", ""] for s in statuses]
     for i, row in zip(ok, cells, strict=True):
         out[i] = ["ok", *row]
@@ -77,7 +81,7 @@ def score_chunk(clf: Classifier, texts: list[Any], reasons: list[Any]) -> list[l
 _WORKER: Classifier | None = None
 
 
-def _score_in_worker(args: tuple[list[Any], list[Any]]) -> list[list[Any]]:
+def _score_in_worker(args: tuple[list[Any], list[Any], list[Any] | None]) -> list[list[Any]]:
     return score_chunk(_WORKER, *args)
 
 
@@ -222,7 +226,8 @@ def _signature(path: Path) -> dict[str, Any]:
 
 
 def score_file(clf: Classifier, input_path: Path, output_path: Path | None = None, *,
-               text_col: str | None = None, reason_col: str | None = None, sheet: str | None = None,
+               text_col: str | None = None, reason_col: str | None = None, product_col: str | None = None,
+               sheet: str | None = None,
                encoding: str | None = None, workers: int | None = None, chunk_rows: int = CHUNK_ROWS,
                resume: bool = False, progress: bool | None = None, stop_after_chunks: int | None = None,
                on_chunk: Callable[[int, float], None] | None = None) -> Summary:
@@ -239,6 +244,7 @@ def score_file(clf: Classifier, input_path: Path, output_path: Path | None = Non
     header = table.header
     ti = find_column(header, text_col, TEXT_HEADERS, "description", input_path, required=True)
     ri = find_column(header, reason_col, REASON_HEADERS, "claimed reason", input_path, required=False)
+    pi = find_column(header, product_col, PRODUCT_HEADERS, "product", input_path, required=False)
     out_header = header + [EXTRA_COLUMN] + list(OUTPUT_COLUMNS)
 
     state_path = _state_path(output_path)
@@ -258,7 +264,7 @@ def score_file(clf: Classifier, input_path: Path, output_path: Path | None = Non
     summary = Summary(rows=0)
     width = len(header)
 
-    def chunks() -> Iterator[tuple[list[list[Any]], list[Any], list[Any]]]:
+    def chunks() -> Iterator[tuple[list[list[Any]], list[Any], list[Any], list[Any] | None]]:
         rows = table.rows
         for _ in islice(rows, done_rows):  # finished before the interruption
             pass
@@ -275,7 +281,8 @@ def score_file(clf: Classifier, input_path: Path, output_path: Path | None = Non
         shaped = [[*row, ""] if len(row) == width else shape(row) for row in batch]
         texts = [r[ti] for r in shaped]
         reasons = [r[ri] if ri is not None else "" for r in shaped]
-        return shaped, texts, reasons
+        products = [r[pi] for r in shaped] if pi is not None else None
+        return shaped, texts, reasons, products
 
     workers = workers or os.cpu_count() or 1
     show = sys.stderr.isatty() if progress is None else progress
@@ -292,7 +299,7 @@ def score_file(clf: Classifier, input_path: Path, output_path: Path | None = Non
 
     def finish(item: tuple, cells: list[list[Any]]) -> None:
         nonlocal rows_done, chunks_done
-        shaped, _, reasons = item
+        shaped, _, reasons, _ = item
         if len(shaped) != len(cells):
             raise RuntimeError(f"a worker returned {len(cells)} rows for {len(shaped)}")
         writer.append(list(map(operator.add, shaped, cells)))
@@ -321,9 +328,9 @@ def score_file(clf: Classifier, input_path: Path, output_path: Path | None = Non
             pending: deque = deque()  # at most two chunks per worker in flight: memory stays flat
             for item in chunks():
                 if pool is None:
-                    finish(item, score_chunk(clf, item[1], item[2]))
+                    finish(item, score_chunk(clf, *item[1:]))
                     continue
-                pending.append((item, pool.apply_async(_score_in_worker, ((item[1], item[2]),))))
+                pending.append((item, pool.apply_async(_score_in_worker, (item[1:],))))
                 if len(pending) >= 2 * workers:
                     done, result = pending.popleft()
                     finish(done, result.get())

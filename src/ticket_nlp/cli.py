@@ -299,12 +299,14 @@ def evaluate(
 def predict(
     texts: Annotated[list[str], typer.Argument(help="One or more descriptions.")],
     claimed: Annotated[str | None, typer.Option("--claimed", help="The reason the buyer picked.")] = None,
+    product: Annotated[str | None, typer.Option("--product", help="Product name or category (女装, 苹果 5斤): "
+                                                "decides whether a size complaint is a fit or a quality problem.")] = None,
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print predictions as JSON lines.")] = False,
 ) -> None:
     """Label descriptions and check them against a claimed reason."""
     clf = _load_model(model)
-    for text, pred in zip(texts, clf.predict(texts, [claimed] * len(texts)), strict=True):
+    for text, pred in zip(texts, clf.predict(texts, [claimed] * len(texts), [product] * len(texts)), strict=True):
         if as_json:
             print(json.dumps({"text": text, **pred.to_dict(), "model_version": clf.version}, ensure_ascii=False))
             continue
@@ -339,6 +341,8 @@ def score(
                                                "(spark: <input>.scored.parquet, a directory)")] = None,
     text_col: Annotated[str | None, typer.Option("--text-col", help="Description column (default: found from headers).")] = None,
     reason_col: Annotated[str | None, typer.Option("--reason-col", help="Claimed-reason column.")] = None,
+    product_col: Annotated[str | None, typer.Option("--product-col", help="Product name or category column "
+                                                    "(default: 宝贝标题, 商品名称 … when present).")] = None,
     sheet: Annotated[str | None, typer.Option("--sheet", help="Sheet of an .xlsx file.")] = None,
     encoding: Annotated[str | None, typer.Option("--encoding", help="Force the CSV encoding (e.g. gbk).")] = None,
     model: ModelOpt = None,
@@ -356,8 +360,8 @@ def score(
     from ticket_nlp.model import ArtifactError, Classifier
 
     if engine is Engine.spark:
-        _score_with_spark(input_path, output, model, text_col, reason_col, sheet, encoding, chunk_rows, resume,
-                          report, master, conf)
+        _score_with_spark(input_path, output, model, text_col, reason_col, product_col, sheet, encoding, chunk_rows,
+                          resume, report, master, conf)
         return
     input_path, output = Path(input_path), Path(output) if output else None
     try:
@@ -372,7 +376,8 @@ def score(
         clf = Classifier.load()
     output = output or default_output(input_path)
     try:
-        summary = score_file(clf, input_path, output, text_col=text_col, reason_col=reason_col, sheet=sheet,
+        summary = score_file(clf, input_path, output, text_col=text_col, reason_col=reason_col,
+                             product_col=product_col, sheet=sheet,
                              encoding=encoding, workers=workers, chunk_rows=chunk_rows, resume=resume)
     except ScoreError as err:
         console.print(f"[red]error:[/red] {err}")
@@ -384,7 +389,8 @@ def score(
 
 
 def _score_with_spark(input_uri: str, output: str | None, model: str | None, text_col: str | None,
-                      reason_col: str | None, sheet: str | None, encoding: str | None, chunk_rows: int,
+                      reason_col: str | None, product_col: str | None, sheet: str | None, encoding: str | None,
+                      chunk_rows: int,
                       resume: bool, report: Path | None, master: str | None, conf: list[str] | None) -> None:
     """``score --engine spark``: the same cells as the local engine, as partitioned Parquet."""
     from ticket_nlp.batch import ScoreError, write_report
@@ -397,7 +403,8 @@ def _score_with_spark(input_uri: str, output: str | None, model: str | None, tex
     output = output or default_output(input_uri)
     try:
         summary = score_spark(input_uri, output, model=model, master=master, conf=parse_conf(conf),
-                              text_col=text_col, reason_col=reason_col, encoding=encoding, chunk_rows=chunk_rows)
+                              text_col=text_col, reason_col=reason_col, product_col=product_col, encoding=encoding,
+                              chunk_rows=chunk_rows)
     except (ScoreError, ArtifactError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err

@@ -17,6 +17,7 @@ from ticket_nlp.tables import TableError, find_column, open_table
 
 TEXT_COLUMNS = ("description", "text", "问题描述", "买家退款说明", "售后备注", "退款说明", "review")
 LABEL_COLUMNS = ("label", "primary", "标签", "正确标签", "correct_label")
+PRODUCT_COLUMNS = ("product_category", "product")  # what names the item, most telling first
 CLAIM_COLUMNS = ("claimed_reason", "claimed", "买家退款原因", "售后原因", "申请原因", "退货原因")
 # Chinese label names map to ours by default, so a team can label in 质量问题/物流问题/…
 DEFAULT_LABEL_MAP = {zh: label for label, zh in LABELS_ZH.items()} | {"尺码问题": "size_exchange",
@@ -39,6 +40,14 @@ class LabelledSet:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @property
+    def products(self) -> list[str | None] | None:
+        """Per row, what names the product: its category when the file has one, else its name."""
+        columns = [self.extra[c] for c in PRODUCT_COLUMNS if c in self.extra]
+        if not columns:
+            return None
+        return [next((str(v[i]).strip() for v in columns if str(v[i]).strip()), None) for i in range(len(self))]
 
     def subset(self, keep: Sequence[int]) -> LabelledSet:
         pick = lambda xs: [xs[i] for i in keep] if xs else []  # noqa: E731

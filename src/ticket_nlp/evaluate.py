@@ -65,7 +65,7 @@ def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 1
 def evaluate(clf: Classifier, data: LabelledSet) -> dict[str, Any]:
     """Every figure the evaluate verb prints, for one labelled set."""
     claimed = data.claimed or [None] * len(data)
-    preds: list[Prediction] = clf.predict(data.texts, claimed, explain=False)
+    preds: list[Prediction] = clf.predict(data.texts, claimed, data.products, explain=False)
     y_pred = [p.label for p in preds]
     report = label_metrics(data.labels, y_pred)
     confidence = np.array([p.confidence for p in preds])

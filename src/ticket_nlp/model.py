@@ -33,6 +33,7 @@ from ticket_nlp.config import (
 )
 from ticket_nlp.features import NEGATED_MARK, CharNgramTfidf, FastTfidfVectorizer
 from ticket_nlp.inference import CompiledPipeline
+from ticket_nlp.products import ProductFamilies
 from ticket_nlp.reasons import ReasonMap
 from ticket_nlp.text import NOT_PREFIX, Segmenter, TextNormalizer, char_alignment, has_content, identity
 
@@ -209,6 +210,7 @@ class Classifier:
         self.review_thresholds: dict[str, float] = thresholds.get("review", dict.fromkeys(LABELS, 0.5))
         self.mismatch_threshold: float = thresholds.get("mismatch", 0.6)
         self.claim_agreement: float = thresholds.get("claim_agreement", DEFAULT_CLAIM_AGREEMENT)
+        self.set_product_priors(self.metadata.get("product_priors"))
         try:
             self._compiled: CompiledPipeline | None = CompiledPipeline(pipeline)
         except ValueError:  # e.g. isotonic calibration: use the Pipeline itself
@@ -254,18 +256,38 @@ class Classifier:
         tmp_meta.replace(directory / METADATA_FILE)
         return directory
 
+    def set_product_priors(self, priors: dict[str, Any] | None) -> None:
+        """Use the product families training measured (``products.family_factors``): their
+        keyword lists and, per family, the factor each label's probability is multiplied by."""
+        priors = priors or {}
+        self.product_families = ProductFamilies(priors.get("keywords") or {})
+        self._family_factors = {fam: np.array([f.get(lab, 1.0) for lab in LABELS])
+                                for fam, f in (priors.get("factors") or {}).items()}
+
+    def _product_factors(self, products: list[object] | None) -> np.ndarray | None:
+        """Per text, the factors of its product's family (ones when the family is unknown or has
+        no prior); ``None`` when no text has one."""
+        if not products or not self._family_factors:
+            return None
+        factors = [self._family_factors.get(self.product_families.family(p)) for p in products]
+        if all(f is None for f in factors):
+            return None
+        ones = np.ones(len(LABELS))
+        return np.array([ones if f is None else f for f in factors])
+
     @property
     def version(self) -> str:
         return self.metadata.get("version", "unversioned")
 
     # prediction
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
+    def predict_proba(self, texts: list[str], products: list[str | None] | None = None) -> np.ndarray:
         """Probabilities, columns in ``LABELS`` order."""
-        return self._score(list(texts))[2]
+        return self._score(list(texts), products)[2]
 
-    def _score(self, texts: list[object]) -> tuple[list[str], list[str | None], np.ndarray, list[sp.csr_matrix]]:
-        """Normalised texts, their script forms (None when not kept), probabilities (LABELS order)
-        and the feature blocks behind them."""
+    def _score(self, texts: list[object], products: list[object] | None = None,
+               ) -> tuple[list[str], list[str | None], np.ndarray, list[sp.csr_matrix]]:
+        """Normalised texts, their script forms (None when not kept), probabilities (LABELS order,
+        reweighted by the product's family when one is known) and the feature blocks behind them."""
         if self._compiled is not None:
             normalized, scripts = self._compiled.normalize(texts)
             words, chars = self._compiled.features(normalized)
@@ -278,12 +300,21 @@ class Classifier:
             features = self.pipeline.named_steps["features"].transform(tokens).tocsr()
             proba = self.pipeline.named_steps["clf"].predict_proba(features)
             blocks = [features]
-        return normalized, scripts, proba[:, self._column_order], blocks
+        proba = proba[:, self._column_order]
+        factors = self._product_factors(products)
+        if factors is not None:
+            proba = proba * factors
+            proba /= proba.sum(axis=1, keepdims=True)
+        return normalized, scripts, proba, blocks
 
     def predict(self, texts: list[str], claimed_reasons: list[str | None] | None = None,
-                explain: bool = True) -> list[Prediction]:
+                products: list[str | None] | None = None, explain: bool = True) -> list[Prediction]:
+        """One ``Prediction`` per text. ``claimed_reasons`` are the menu strings buyers picked;
+        ``products`` the product names or categories (宝贝标题, 女装 …), which decide LABELING.md's
+        fit rule ("太小了" is a size problem for trousers, a quality problem for fruit)."""
         out = []
-        for text, label, shown, b, needs_review, spans, claim in self._decide(texts, claimed_reasons, explain):
+        for text, label, shown, b, needs_review, spans, claim in self._decide(texts, claimed_reasons, products,
+                                                                              explain):
             evidence = [Evidence(text[s:e], round(w, 4), s, e) for s, e, w in spans]
             status, claimed_labels, severity = claim[1:]
             out.append(Prediction(
@@ -297,28 +328,35 @@ class Classifier:
             ))
         return out
 
-    def label_rows(self, texts: list[object], claimed_reasons: list[str | None]) -> list[list[Any]]:
+    def label_rows(self, texts: list[object], claimed_reasons: list[str | None],
+                   products: list[object] | None = None) -> list[list[Any]]:
         """What batch scoring writes per row: label, confidence, needs_review, mismatch status,
         claimed label, severity and the evidence terms joined by spaces. The same decisions as
         ``predict`` (both read ``_decide``) without building its objects (dataclasses, dicts),
         which cost about a fifth of a batch row's time."""
         return [[label, shown[b], needs_review, claim[1], claim[2][0] if claim[2] else "", claim[3],
                  " ".join([text[s:e] for s, e, _ in spans])]
-                for text, label, shown, b, needs_review, spans, claim in self._decide(texts, claimed_reasons, True)]
+                for text, label, shown, b, needs_review, spans, claim in
+                self._decide(texts, claimed_reasons, products, True)]
 
-    def _decide(self, texts: list[object], claimed_reasons: list[str | None] | None, explain: bool):
+    def _decide(self, texts: list[object], claimed_reasons: list[str | None] | None,
+                products: list[object] | None, explain: bool):
         """Per text: (text, label, probabilities rounded to 4 places in LABELS order, label index,
         needs_review, evidence spans as (start, end, weight), claim check as returned by ``_claim``)."""
         texts = list(texts)
         claimed_reasons = [None] * len(texts) if claimed_reasons is None else list(claimed_reasons)
         if len(claimed_reasons) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(claimed_reasons)} claimed reasons")
+        if products is not None and len(products) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(products)} products")
         # in slices: memory stays bounded, and a slice's matrices stay in cache
         for lo in range(0, len(texts), DECIDE_SLICE):
-            yield from self._decide_slice(texts[lo:lo + DECIDE_SLICE], claimed_reasons[lo:lo + DECIDE_SLICE], explain)
+            yield from self._decide_slice(texts[lo:lo + DECIDE_SLICE], claimed_reasons[lo:lo + DECIDE_SLICE],
+                                          products[lo:lo + DECIDE_SLICE] if products is not None else None, explain)
 
-    def _decide_slice(self, texts: list[object], claimed_reasons: list[str | None], explain: bool):
-        normalized, scripts, proba, blocks = self._score(texts)
+    def _decide_slice(self, texts: list[object], claimed_reasons: list[str | None], products: list[object] | None,
+                      explain: bool):
+        normalized, scripts, proba, blocks = self._score(texts, products)
         best = proba.argmax(axis=1)
         top = self._top_features(blocks, best) if explain else None
         review = self.review_thresholds

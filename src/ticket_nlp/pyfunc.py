@@ -43,9 +43,9 @@ def predictions_frame(preds: list[Prediction]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
 
 
-def _inputs(model_input: Any) -> tuple[list[str], list[str | None]]:
-    """Texts and claimed reasons from what callers pass: a DataFrame (text[, claimed_reason]),
-    a list of texts, or a Series."""
+def _inputs(model_input: Any) -> tuple[list[str], list[str | None], list[str | None] | None]:
+    """Texts, claimed reasons and products from what callers pass: a DataFrame
+    (text[, claimed_reason][, product]), a list of texts, or a Series."""
     if isinstance(model_input, pd.DataFrame):
         if "text" in model_input.columns:
             texts = model_input["text"]
@@ -54,12 +54,15 @@ def _inputs(model_input: Any) -> tuple[list[str], list[str | None]]:
         else:  # never guess: the first column might be the claimed reason
             raise ValueError(f"the input needs a 'text' column; it has {list(model_input.columns)}")
         claimed = model_input["claimed_reason"] if "claimed_reason" in model_input.columns else None
+        products = _optional(model_input["product"]) if "product" in model_input.columns else None
     else:
-        texts, claimed = pd.Series(list(model_input)), None
+        texts, claimed, products = pd.Series(list(model_input)), None, None
     text_list = ["" if _missing(v) else str(v) for v in texts]
-    if claimed is None:
-        return text_list, [None] * len(text_list)
-    return text_list, [None if _missing(v) else str(v) for v in claimed]
+    return text_list, _optional(claimed) if claimed is not None else [None] * len(text_list), products
+
+
+def _optional(column: pd.Series) -> list[str | None]:
+    return [None if _missing(v) else str(v) for v in column]
 
 
 def _missing(value: Any) -> bool:
@@ -76,16 +79,17 @@ class TicketNlpModel(mlflow.pyfunc.PythonModel):
                                    reasons=ReasonMap.load(reasons) if reasons else None)
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        texts, claimed = _inputs(model_input)
+        texts, claimed, products = _inputs(model_input)
         explain = bool((params or {}).get("explain", True))
-        return predictions_frame(self.clf.predict(texts, claimed, explain=explain))
+        return predictions_frame(self.clf.predict(texts, claimed, products, explain=explain))
 
 
 def signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-    inputs = Schema([ColSpec("string", "text"), ColSpec("string", "claimed_reason", required=False)])
+    inputs = Schema([ColSpec("string", "text"), ColSpec("string", "claimed_reason", required=False),
+                     ColSpec("string", "product", required=False)])
     outputs = Schema([ColSpec("string", "label"), ColSpec("double", "confidence"), ColSpec("boolean", "needs_review"),
                       *(ColSpec("double", f"prob_{lab}") for lab in LABELS),
                       ColSpec("string", "mismatch"), ColSpec("string", "claimed_label"),
@@ -94,4 +98,5 @@ def signature():
 
 
 INPUT_EXAMPLE = pd.DataFrame({"text": ["收到就发现有瑕疵，袖口开线", "买大了，想换小一码"],
-                              "claimed_reason": ["七天无理由退货", "尺码不合适"]})
+                              "claimed_reason": ["七天无理由退货", "尺码不合适"],
+                              "product": ["针织开衫", "运动鞋"]})

@@ -30,7 +30,9 @@ class ClassifyRequest(BaseModel):
                                        description="申请原因: the menu string the buyer picked, e.g. 七天无理由退货.")
     ticket_id: str | None = Field(None, max_length=128, description="Your ticket or after-sales id, echoed back.")
     product: str | None = Field(None, max_length=200,
-                                description="Product name; accepted for traceability, not read by the model.")
+                                description="宝贝标题 / 商品名称 or a category (女装, 水果). It decides LABELING.md's "
+                                            "fit rule: a size complaint is size_exchange for clothes and shoes, "
+                                            "quality_defect (not as described) for other goods.")
 
 
 class EvidenceOut(BaseModel):

@@ -48,6 +48,7 @@ from ticket_nlp.batch import (
     CHUNK_ROWS,
     EXTRA_COLUMN,
     OUTPUT_COLUMNS,
+    PRODUCT_HEADERS,
     REASON_HEADERS,
     TEXT_HEADERS,
     ScoreError,
@@ -334,7 +335,7 @@ def _extra_cells(raw: str | None, width: int, delimiter: str) -> str | None:
 
 
 def _score_batches(batches: Iterator[pa.RecordBatch], *, model: str, width: int, text_index: int,
-                   reason_index: int | None, raw_index: int | None, delimiter: str,
+                   reason_index: int | None, product_index: int | None, raw_index: int | None, delimiter: str,
                    names: list[str]) -> Iterator[pa.RecordBatch]:
     """mapInArrow body: each batch through ``score_chunk``, every cell through ``text_cell``."""
     import pyarrow as pa
@@ -345,7 +346,8 @@ def _score_batches(batches: Iterator[pa.RecordBatch], *, model: str, width: int,
         n = batch.num_rows
         texts = ["" if v is None else v for v in columns[text_index]]
         reasons = ["" if v is None else v for v in columns[reason_index]] if reason_index is not None else [""] * n
-        cells = score_chunk(clf, texts, reasons)
+        products = columns[product_index] if product_index is not None else None
+        cells = score_chunk(clf, texts, reasons, products)
         arrays = [pa.array([text_cell(v) for v in columns[i]], pa.string()) for i in range(width)]
         extras = ([_extra_cells(raw, width, delimiter) for raw in columns[raw_index]] if raw_index is not None
                   else [None] * n)
@@ -355,7 +357,7 @@ def _score_batches(batches: Iterator[pa.RecordBatch], *, model: str, width: int,
 
 
 def score_dataframe(df: DataFrame, model: str, *, text_col: str | None = None, reason_col: str | None = None,
-                    raw_record: bool = False, delimiter: str = ",", source: str = "input") -> DataFrame:
+                    product_col: str | None = None, raw_record: bool = False, delimiter: str = ",", source: str = "input") -> DataFrame:
     """The scored DataFrame: input columns as text, then tn_extra_fields and the tn_* columns.
 
     ``model`` is the name of a bundle already shipped with ``SparkContext.addFile``.
@@ -368,6 +370,7 @@ def score_dataframe(df: DataFrame, model: str, *, text_col: str | None = None, r
         raise ScoreError(f"{source}: already has {', '.join(clash)}; it looks scored already. Score the original export")
     ti = find_column(header, text_col, TEXT_HEADERS, "description", Path(source), required=True)
     ri = find_column(header, reason_col, REASON_HEADERS, "claimed reason", Path(source), required=False)
+    pi = find_column(header, product_col, PRODUCT_HEADERS, "product", Path(source), required=False)
     columns = [_col(c) for c in header] + ([_col(RAW_RECORD)] if raw_record else [])
     # positional names in and out of mapInArrow (it resolves columns by name, and Spark parses
     # "No." as a nested field); the cells are found by position, the real names put back by toDF
@@ -377,7 +380,7 @@ def score_dataframe(df: DataFrame, model: str, *, text_col: str | None = None, r
     slots = [f"_tn{i}" for i in range(len(names))]
     schema = StructType([StructField(n, StringType()) for n in slots])
     body = functools.partial(_score_batches, model=model, width=len(header), text_index=ti, reason_index=ri,
-                             raw_index=len(header) if raw_record else None, delimiter=delimiter, names=slots)
+                             product_index=pi, raw_index=len(header) if raw_record else None, delimiter=delimiter, names=slots)
     return df.mapInArrow(body, schema).toDF(*names)
 
 
@@ -408,8 +411,8 @@ def summarize(scored: DataFrame, reason_col: str | None) -> Summary:
 
 def score_spark(input_uri: str, output_uri: str, *, model: str | Path | None = None,
                 spark: SparkSession | None = None, master: str | None = None, conf: dict[str, str] | None = None,
-                text_col: str | None = None, reason_col: str | None = None, encoding: str | None = None,
-                chunk_rows: int = CHUNK_ROWS) -> Summary:
+                text_col: str | None = None, reason_col: str | None = None, product_col: str | None = None,
+                encoding: str | None = None, chunk_rows: int = CHUNK_ROWS) -> Summary:
     """Score ``input_uri`` (Parquet, CSV/TSV; any URI Spark reads) into partitioned Parquet at ``output_uri``.
 
     Uses ``spark`` or the active session, else starts one on ``master`` with ``conf`` and stops it
@@ -427,7 +430,7 @@ def score_spark(input_uri: str, output_uri: str, *, model: str | Path | None = N
         own = SparkSession.getActiveSession() is None
         spark = get_session(master, conf)
     try:
-        return _run(spark, bundle, input_uri, output_uri, fmt, text_col, reason_col, encoding,
+        return _run(spark, bundle, input_uri, output_uri, fmt, text_col, reason_col, product_col, encoding,
                     chunk_rows, conf or {})
     finally:
         if own:
@@ -435,7 +438,8 @@ def score_spark(input_uri: str, output_uri: str, *, model: str | Path | None = N
 
 
 def _run(spark: SparkSession, bundle: Path, input_uri: str, output_uri: str, fmt: str, text_col: str | None,
-         reason_col: str | None, encoding: str | None, chunk_rows: int, conf: dict[str, str]) -> Summary:
+         reason_col: str | None, product_col: str | None, encoding: str | None, chunk_rows: int,
+         conf: dict[str, str]) -> Summary:
     from pyspark.errors import AnalysisException
 
     start = time.perf_counter()
@@ -456,8 +460,8 @@ def _run(spark: SparkSession, bundle: Path, input_uri: str, output_uri: str, fmt
         raise ScoreError(f"{input_uri}: Spark cannot read it as {fmt}: {str(err).splitlines()[0]}") from err
     rows = partition_rows(df)
     rows_in = sum(rows)
-    scored = score_dataframe(_spread(df, rows), bundle.name, text_col=text_col, reason_col=reason_col, raw_record=raw,
-                             delimiter="\t" if fmt == "tsv" else ",", source=input_uri)
+    scored = score_dataframe(_spread(df, rows), bundle.name, text_col=text_col, reason_col=reason_col,
+                             product_col=product_col, raw_record=raw, delimiter="\t" if fmt == "tsv" else ",", source=input_uri)
     header = [c for c in df.columns if c != RAW_RECORD]
     ri = find_column(header, reason_col, REASON_HEADERS, "claimed reason", Path(input_uri), required=False)
     try:

@@ -203,7 +203,7 @@ def log_training_run(clf: Classifier, data: LabelledSet, model_path: Path, confi
         valid = data.split("valid")
         claimed = valid.claimed or [None] * len(valid)
         start = time.perf_counter()
-        valid_preds = clf.predict(valid.texts, claimed, explain=True)
+        valid_preds = clf.predict(valid.texts, claimed, valid.products, explain=True)
         metrics["throughput_texts_per_s"] = len(valid) / max(time.perf_counter() - start, 1e-9)
         sets = {"valid": valid, "test": data.split("test"), **(eval_sets or {})}
         for name, part in sets.items():

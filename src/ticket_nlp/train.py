@@ -18,6 +18,7 @@ from ticket_nlp.config import LABELS
 from ticket_nlp.data import LabelledSet
 from ticket_nlp.evaluate import choose_review_thresholds, evaluate, expected_mismatch, label_metrics
 from ticket_nlp.model import DEFAULT_CLAIM_AGREEMENT, DEFAULT_PARAMS, Classifier, build_pipeline
+from ticket_nlp.products import ProductFamilies, family_factors
 from ticket_nlp.reasons import ReasonMap
 from ticket_nlp.text import normalize_text
 
@@ -70,7 +71,7 @@ def choose_mismatch_threshold(clf: Classifier, valid: LabelledSet,
     if not valid.claimed or not any(valid.claimed):
         return DEFAULT_MISMATCH_THRESHOLD, {}
     saved, clf.mismatch_threshold = clf.mismatch_threshold, 0.0
-    preds = clf.predict(valid.texts, valid.claimed, explain=False)
+    preds = clf.predict(valid.texts, valid.claimed, valid.products, explain=False)
     clf.mismatch_threshold = saved
     expected = [expected_mismatch(t, c, clf.reasons) for t, c in zip(valid.labels, valid.claimed, strict=True)]
     candidates = np.array([p.mismatch.status == "mismatch" for p in preds])
@@ -96,6 +97,21 @@ def claim_agreement(data: LabelledSet, reasons: ReasonMap) -> float:
     if len(verdicts) < 50:  # too few claims to measure: keep the default
         return DEFAULT_CLAIM_AGREEMENT
     return round(float(np.mean(verdicts)), 4)
+
+
+def measure_product_priors(train_set: LabelledSet) -> dict[str, Any] | None:
+    """How each product family shifts the labels in the training rows (``products.family_factors``),
+    with the keyword lists that read the families; ``None`` when the data names no products."""
+    products = train_set.products
+    if products is None:
+        return None
+    families = ProductFamilies.load()
+    per_row = [families.family(p) for p in products]
+    factors = family_factors(train_set.labels, per_row)
+    if not factors:
+        return None
+    rows = Counter(f for f in per_row if f in factors)
+    return {"factors": factors, "rows": dict(sorted(rows.items())), "keywords": families.keywords}
 
 
 def fit_variant(train: LabelledSet, params: dict[str, Any]):
@@ -144,7 +160,9 @@ def train(data: LabelledSet, params: dict[str, Any] | None = None, compare: bool
         base = {**base, **VARIANTS[chosen]}
     pipeline, seconds = fit_variant(train_set, base)
     clf = Classifier(pipeline, {}, reasons)
-    proba = clf.predict_proba(valid.texts)
+    product_priors = measure_product_priors(train_set)
+    clf.set_product_priors(product_priors)
+    proba = clf.predict_proba(valid.texts, valid.products)
     clf.review_thresholds = choose_review_thresholds(proba, valid.labels, review_precision)
     clf.claim_agreement = claim_agreement(train_set, clf.reasons)
     clf.mismatch_threshold, mismatch_at = choose_mismatch_threshold(clf, valid, mismatch_precision)
@@ -164,6 +182,7 @@ def train(data: LabelledSet, params: dict[str, Any] | None = None, compare: bool
                        "review_precision_target": review_precision,
                        "mismatch_precision_target": mismatch_precision,
                        "mismatch_on_valid": mismatch_at},
+        "product_priors": product_priors,
         "train_seconds": round(seconds, 1),
         "versions": {"ticket_nlp": __version__, "scikit_learn": sklearn.__version__,
                      "numpy": np.__version__, "python": platform.python_version()},

@@ -173,6 +173,17 @@ def test_quiet_line_when_the_claim_agrees_or_is_unknown(page):
     expect(banner).to_contain_text("未选择申请原因")
 
 
+def test_the_product_field_decides_the_fit_rule(page, api_server):
+    """The same "太小了" is a fit problem for trousers and not one for fruit, as the API says."""
+    for product in ("牛仔裤", "红富士苹果"):
+        page.get_by_label("商品（可选", exact=False).fill(product)
+        classify(page, "太小了")
+        r = httpx.post(f"{api_server.url}/v1/classify", json={"text": "太小了", "product": product},
+                       headers=api_server.headers, timeout=10).json()
+        expect(page.get_by_test_id("label-key")).to_have_text(r["label"])
+    expect(page.get_by_test_id("label-key")).not_to_have_text("size_exchange")
+
+
 def test_highlights_count_code_points_so_an_emoji_does_not_shift_them(page, api_server):
     text = "😅😅鞋子偏小一码，😭想换大一码"
     classify(page, text, "质量问题")

@@ -77,6 +77,15 @@ def test_batch_keeps_order_and_equals_single_calls(http):
         assert http.post("/v1/classify", json=item).json() == result
 
 
+def test_product_decides_the_fit_rule_as_the_library_does(http, clf):
+    for product in ("牛仔裤", "红富士苹果"):
+        body = http.post("/v1/classify", json={"text": "太小了", "product": product}).json()
+        [local] = clf.predict(["太小了"], products=[product])
+        assert body["label"] == local.label and body["probabilities"] == local.probabilities
+    assert http.post("/v1/classify", json={"text": "太小了", "product": "牛仔裤"}).json()["label"] == "size_exchange"
+    assert http.post("/v1/classify", json={"text": "太小了", "product": "红富士苹果"}).json()["label"] != "size_exchange"
+
+
 def test_batch_size_limit(http):
     ok = http.post("/v1/classify/batch", json={"items": [{"text": "质量太差了"}] * MAX_BATCH_ITEMS})
     assert ok.status_code == 200 and ok.json()["count"] == MAX_BATCH_ITEMS

@@ -118,6 +118,21 @@ def test_header_detection_and_clear_error(clf, tmp_path):
     assert len(read_output(tmp_path / "o.csv")[1]) == 1
 
 
+def test_product_column_is_found_or_named(clf, tmp_path):
+    """Tmall's 宝贝标题 (or JD's 商品名称) is read for the fit rule; --product-col names any other."""
+    src = tmp_path / "tmall.csv"
+    src.write_text("退款编号,宝贝标题,买家退款说明,备用名\n1,牛仔裤,太小了,苹果\n2,红富士苹果,太小了,牛仔裤\n3,,太小了,\n",
+                   encoding="utf-8")
+    expected = [p.label for p in clf.predict(["太小了"] * 3, products=["牛仔裤", "红富士苹果", None])]
+    score_file(clf, src, tmp_path / "o.csv", workers=1)
+    header, rows = read_output(tmp_path / "o.csv")
+    assert [r[header.index("tn_label")] for r in rows] == expected
+    assert expected[0] == "size_exchange" and expected[1] != "size_exchange"
+    score_file(clf, src, tmp_path / "named.csv", product_col="备用名", workers=1)
+    header, rows = read_output(tmp_path / "named.csv")
+    assert [r[header.index("tn_label")] for r in rows][:2] == expected[1::-1]
+
+
 def test_short_and_long_rows_keep_every_cell(clf, tmp_path):
     src = tmp_path / "ragged.csv"
     src.write_text("问题描述,申请原因\n袖口开线,质量问题,多出来的,还有\n太大了\n", encoding="utf-8")

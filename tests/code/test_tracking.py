@@ -76,12 +76,13 @@ def test_pyfunc_round_trip_equals_classifier_predict(tracked_run, clf, corpus):
 
     model = mlflow.pyfunc.load_model(f"runs:/{tracked_run}/model")
     sig = model.metadata.signature
-    assert sig.inputs.input_names() == ["text", "claimed_reason"]
+    assert sig.inputs.input_names() == ["text", "claimed_reason", "product"]
     assert sig.outputs.input_names() == OUTPUT_COLUMNS
     test = corpus.split("test").subset(range(0, 2000, 25))
     claimed = [c if i % 3 else None for i, c in enumerate(test.claimed)]
-    got = model.predict(pd.DataFrame({"text": test.texts, "claimed_reason": claimed}))
-    want = predictions_frame(clf.predict(test.texts, claimed))
+    products = [p if i % 2 else None for i, p in enumerate(test.products)]
+    got = model.predict(pd.DataFrame({"text": test.texts, "claimed_reason": claimed, "product": products}))
+    want = predictions_frame(clf.predict(test.texts, claimed, products))
     pd.testing.assert_frame_equal(got, want)
     assert (got["mismatch"] == "mismatch").any() and (got["claimed_label"] != "").any() and got["claimed_label"].notna().all()
     # claimed_reason is optional; explain=False drops the evidence only
@@ -246,7 +247,8 @@ def test_pyfunc_input_never_guesses_the_text_column():
 
     with pytest.raises(ValueError, match="'text' column"):
         _inputs(pd.DataFrame({"claimed_reason": ["质量问题"], "note": ["x"]}))
-    texts, claimed = _inputs(pd.DataFrame({"text": ["袖口开线", pd.NA, None],
-                                           "claimed_reason": [pd.NA, float("nan"), "质量问题"]}))
-    assert texts == ["袖口开线", "", ""] and claimed == [None, None, "质量问题"]
+    texts, claimed, products = _inputs(pd.DataFrame({"text": ["袖口开线", pd.NA, None],
+                                                     "claimed_reason": [pd.NA, float("nan"), "质量问题"]}))
+    assert texts == ["袖口开线", "", ""] and claimed == [None, None, "质量问题"] and products is None
+    assert _inputs(pd.DataFrame({"text": ["太小了"], "product": ["苹果"]}))[2] == ["苹果"]
     assert _inputs(pd.DataFrame({"0": ["鞋小了"]}))[0] == ["鞋小了"]  # one unnamed column is the texts

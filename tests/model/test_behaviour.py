@@ -115,6 +115,37 @@ def test_direction_negation_removes_defect(clf):
     assert intact.probabilities["quality_defect"] + intact.probabilities["logistics"] < broken
 
 
+@pytest.mark.parametrize("text", ["太小了", "有点小", "比图片上小了一圈"])
+def test_direction_product_decides_the_fit_rule(clf, text):
+    """LABELING.md: a wearable that does not fit is size_exchange; a non-wearable smaller than
+    listed is not (it is quality_defect, not as described). The product named is the evidence."""
+    [none, fruit, jeans] = [clf.predict([text], products=[p])[0] for p in (None, "红富士苹果 5斤", "牛仔裤")]
+    assert fruit.probabilities["size_exchange"] < none.probabilities["size_exchange"] \
+        < jeans.probabilities["size_exchange"]
+    assert fruit.label != "size_exchange"
+    assert jeans.label == "size_exchange"
+
+
+def test_an_unknown_product_changes_nothing(clf):
+    texts = ["太小了", "袖口开线了", "快递一直没到"]
+    plain = clf.predict(texts)
+    for product in ("宝贝", "", None, "灯笼裤"):  # names nothing, or two families at once
+        assert [p.to_dict() for p in clf.predict(texts, products=[product] * 3)] == [p.to_dict() for p in plain]
+
+
+def test_products_must_match_texts(clf):
+    with pytest.raises(ValueError, match="products"):
+        clf.predict(["太小了", "太大了"], products=["苹果"])
+
+
+def test_training_stored_the_product_families_it_measured(clf):
+    priors = clf.metadata["product_priors"]
+    assert set(priors["factors"]) == {"wearable", "not_wearable"}
+    assert priors["factors"]["not_wearable"]["size_exchange"] < 0.1   # fit problems need a wearable
+    assert priors["factors"]["wearable"]["size_exchange"] > 1
+    assert "衣" in priors["keywords"]["wearable"]
+
+
 # --- claimed-reason rules (LABELING.md) ---------------------------------------------------------
 def test_defect_claimed_as_no_reason_is_flagged_with_evidence(clf):
     p = clf.predict(["收到就发现有瑕疵，袖口开线"], ["七天无理由退货"])[0]
