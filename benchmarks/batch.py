@@ -76,11 +76,13 @@ def make_rows(n: int, seed: int = 1) -> list[list[str]]:
     for i in range(n):
         r = corpus[rng.randrange(len(corpus))]
         extra = rng.choice(extras).format(rng.randrange(10000))
-        rows.append([str(i), r["platform"], r["claimed_reason"], r["description"] + extra, f"{rng.uniform(5, 900):.2f}"])
+        rows.append([str(i), r["platform"], r["product"], r["claimed_reason"], r["description"] + extra,
+                     f"{rng.uniform(5, 900):.2f}"])
     return rows
 
 
-HEADER = ["售后编号", "平台", "售后原因", "问题描述", "退款金额(元)"]
+HEADER = ["售后编号", "平台", "商品名称", "售后原因", "问题描述", "退款金额(元)"]  # the product is read too
+TEXT_AT = HEADER.index("问题描述")
 
 
 def write_csv(path: Path, rows: list[list[str]]) -> None:
@@ -110,10 +112,10 @@ def baseline_rows_per_second(src: Path, out: Path) -> float:
         for row in reader:
             chunk.append(row)
             if len(chunk) == 5000:
-                writer.writerows(r + [y] for r, y in zip(chunk, model.predict([r[3] for r in chunk]), strict=True))
+                writer.writerows(r + [y] for r, y in zip(chunk, model.predict([r[TEXT_AT] for r in chunk]), strict=True))
                 chunk = []
         if chunk:
-            writer.writerows(r + [y] for r, y in zip(chunk, model.predict([r[3] for r in chunk]), strict=True))
+            writer.writerows(r + [y] for r, y in zip(chunk, model.predict([r[TEXT_AT] for r in chunk]), strict=True))
     seconds = time.perf_counter() - start
     return (sum(1 for _ in open(src, encoding="utf-8")) - 1) / seconds
 
