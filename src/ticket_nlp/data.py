@@ -63,7 +63,11 @@ class LabelledSet:
     @staticmethod
     def concat(parts: Sequence[LabelledSet]) -> LabelledSet:
         out = LabelledSet([], [], source=" + ".join(p.source for p in parts))
+        # extra columns (product, category …) of any part, blank where a part lacks them
+        out.extra = {k: [] for p in parts for k in p.extra}
         for p in parts:
+            for k, column in out.extra.items():
+                column += p.extra.get(k) or [""] * len(p)
             out.texts += p.texts
             out.labels += p.labels
             out.claimed += p.claimed or [None] * len(p)

@@ -27,7 +27,9 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine
 
@@ -41,6 +43,7 @@ feedback_table = Table(
     Column("ticket_id", String(128)),
     Column("text", Text, nullable=False),
     Column("claimed_reason", String(200)),
+    Column("product", String(200)),  # the fit rule depends on it; added later, see FeedbackStore._add_columns
     Column("predicted", String(32), nullable=False),
     Column("correct_label", String(32), nullable=False),
     Column("agent", String(100)),
@@ -50,7 +53,7 @@ feedback_table = Table(
 # The corpus columns (data/tickets.csv) that a correction fills; the rest stay empty.
 EXPORT_COLUMNS = ("ticket_id", "platform", "product_category", "product", "claimed_reason", "description", "label",
                   "secondary_labels", "boundary", "split", "source", "predicted", "agent", "created_at")
-LIMITS = {"ticket_id": 128, "claimed_reason": 200, "agent": 100, "model_version": 64}
+LIMITS = {"ticket_id": 128, "claimed_reason": 200, "product": 200, "agent": 100, "model_version": 64}
 
 
 class FeedbackError(ValueError):
@@ -86,6 +89,18 @@ class FeedbackStore:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """A store made by an earlier version lacks the columns added since (``product``): add
+        them, nullable, so its corrections are kept and new ones carry the new fields."""
+        have = {c["name"] for c in inspect(self.engine).get_columns(feedback_table.name)}
+        missing = [c for c in feedback_table.columns if c.name not in have]
+        if missing:
+            with self.engine.begin() as conn:
+                for column in missing:
+                    conn.execute(text(f"ALTER TABLE {feedback_table.name} ADD COLUMN {column.name} "
+                                      f"{column.type.compile(self.engine.dialect)}"))
 
     def add(self, record: dict[str, Any]) -> dict[str, Any]:
         """Store one correction; returns its id and time once the transaction has committed."""
@@ -123,7 +138,8 @@ class FeedbackStore:
             w.writeheader()
             for r in self.rows():
                 w.writerow({"ticket_id": r["ticket_id"] or f"feedback-{r['id']}", "claimed_reason": r["claimed_reason"] or "",
-                            "description": r["text"], "label": r["correct_label"], "split": split,
+                            "product": r["product"] or "", "description": r["text"], "label": r["correct_label"],
+                            "split": split,
                             "source": "feedback", "predicted": r["predicted"], "agent": r["agent"] or "",
                             "created_at": r["created_at"]})
                 n += 1

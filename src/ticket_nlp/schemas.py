@@ -139,6 +139,7 @@ class FeedbackRequest(BaseModel):
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     claimed_reason: str | None = Field(None, max_length=200)
+    product: str | None = Field(None, max_length=200, description="The product, as given to /v1/classify.")
     predicted: Label
     correct_label: Label
     ticket_id: str | None = Field(None, max_length=128)

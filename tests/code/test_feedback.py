@@ -65,12 +65,13 @@ def test_store_rejects_malformed_corrections_with_the_reason(store, bad, field):
 def test_export_is_training_data_and_joins_the_corpus(store, tmp_path):
     store.add(CORRECTION)
     store.add({**CORRECTION, "text": "尺码偏大，想换小一号", "correct_label": "size_exchange", "ticket_id": None,
-               "claimed_reason": None})
+               "claimed_reason": None, "product": "牛仔裤"})
     out = tmp_path / "corrections.csv"
     assert store.export(out) == 2 and not (tmp_path / "corrections.csv.partial").exists()
     corrections = load_labelled(out)
     assert corrections.labels == ["quality_defect", "size_exchange"] and corrections.splits == ["train", "train"]
     assert corrections.claimed == ["七天无理由退货", None]
+    assert corrections.products == [None, "牛仔裤"]
     # beside the corpus: the corpus keeps its splits, the corrections are training rows
     from ticket_nlp.train import ensure_splits
 
@@ -78,6 +79,27 @@ def test_export_is_training_data_and_joins_the_corpus(store, tmp_path):
     train_texts = set(both.split("train").texts)
     assert CORRECTION["text"] in train_texts and "尺码偏大，想换小一号" in train_texts
     assert len(both.split("valid")) == len(load_labelled(CORPUS).split("valid"))
+    assert both.products[-1] == "牛仔裤" and both.products[0]  # the product column survives the join
+
+
+def test_a_store_from_before_the_product_column_gets_it_and_keeps_its_rows(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:  # the table as the first version made it
+        conn.execute("CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at DATETIME NOT NULL, "
+                     "ticket_id VARCHAR(128), text TEXT NOT NULL, claimed_reason VARCHAR(200), "
+                     "predicted VARCHAR(32) NOT NULL, correct_label VARCHAR(32) NOT NULL, agent VARCHAR(100), "
+                     "model_version VARCHAR(64))")
+        conn.execute("INSERT INTO feedback (created_at, text, predicted, correct_label) "
+                     "VALUES ('2026-11-01 10:00:00', '袖口开线', 'other', 'quality_defect')")
+    store = FeedbackStore(f"sqlite:///{db}")
+    try:
+        store.add({**CORRECTION, "product": "红富士苹果"})
+        rows = list(store.rows())
+        assert [r["product"] for r in rows] == [None, "红富士苹果"] and rows[0]["text"] == "袖口开线"
+    finally:
+        store.dispose()
 
 
 def test_rows_without_a_split_are_split_not_dropped():
