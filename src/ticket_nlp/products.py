@@ -3,8 +3,8 @@
 "太小了" is ``size_exchange`` for a shirt and ``quality_defect`` (not as described) for fruit; only
 the product tells. When a ticket names its product, its family is evidence the text cannot give:
 the model's probabilities are reweighted by how often each label occurs in that family of the
-training corpus (Bayes' rule with the text model's output as the likelihood side), so a size
-complaint about fruit reads as a quality complaint, and one about trousers stays a fit problem.
+training corpus (Bayes' rule, the family taken as evidence the words do not already carry), so a
+size complaint about fruit is not read as a fit problem, and one about trousers more surely is.
 
 The keywords live in ``resources/product_families.yaml``. Training stores the lists it used with
 the model, so scoring reads products exactly as training measured them.
