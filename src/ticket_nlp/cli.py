@@ -315,6 +315,8 @@ def predict(
         console.print(f"  label: [bold]{pred.label}[/bold] ({LABELS_ZH[pred.label]})  "
                       f"confidence {pred.confidence:.2f}{review}")
         console.print("  " + "  ".join(f"{lab} {p:.2f}" for lab, p in pred.probabilities.items()))
+        if product:
+            console.print(f"  product: {product} -> {pred.product_family or 'not read (no known family)'}")
         if pred.evidence:
             console.print("  evidence: " + ", ".join(f"{e.term}[{e.start}:{e.end}] {e.weight:+.2f}" for e in pred.evidence))
         mm = pred.mismatch

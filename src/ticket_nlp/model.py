@@ -127,6 +127,7 @@ class Prediction:
     needs_review: bool
     evidence: list[Evidence]
     mismatch: Mismatch
+    product_family: str | None = None  # the family that reweighted the probabilities, if any
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; written out by hand because ``dataclasses.asdict`` deep-copies and costs
@@ -141,6 +142,7 @@ class Prediction:
             "mismatch": {"claimed_reason": m.claimed_reason, "claimed_label": m.claimed_label,
                          "claimed_labels": list(m.claimed_labels), "status": m.status, "severity": m.severity,
                          "evidence": [_evidence_dict(e) for e in m.evidence]},
+            "product_family": self.product_family,
         }
 
 
@@ -264,6 +266,11 @@ class Classifier:
         self._family_factors = {fam: np.array([f.get(lab, 1.0) for lab in LABELS])
                                 for fam, f in (priors.get("factors") or {}).items()}
 
+    def product_family(self, product: object) -> str | None:
+        """The family a product is read as, when the model has a prior for it (else None: unused)."""
+        family = self.product_families.family(product)
+        return family if family in self._family_factors else None
+
     def _product_factors(self, products: list[object] | None) -> np.ndarray | None:
         """Per text, the factors of its product's family (ones when the family is unknown or has
         no prior); ``None`` when no text has one."""
@@ -313,8 +320,9 @@ class Classifier:
         ``products`` the product names or categories (宝贝标题, 女装 …), which decide LABELING.md's
         fit rule ("太小了" is a size problem for trousers, a quality problem for fruit)."""
         out = []
-        for text, label, shown, b, needs_review, spans, claim in self._decide(texts, claimed_reasons, products,
-                                                                              explain):
+        families = [self.product_family(p) for p in products] if products is not None else None
+        for k, (text, label, shown, b, needs_review, spans, claim) in enumerate(
+                self._decide(texts, claimed_reasons, products, explain)):
             evidence = [Evidence(text[s:e], round(w, 4), s, e) for s, e, w in spans]
             status, claimed_labels, severity = claim[1:]
             out.append(Prediction(
@@ -325,6 +333,7 @@ class Classifier:
                 evidence=evidence,
                 mismatch=Mismatch(claim[0], claimed_labels[0] if claimed_labels else None, list(claimed_labels),
                                   status, severity, evidence if status == "mismatch" else []),
+                product_family=families[k] if families is not None else None,
             ))
         return out
 

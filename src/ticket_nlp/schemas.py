@@ -62,6 +62,7 @@ class ClassifyResponse(BaseModel):
         "mismatch": {"claimed_reason": "七天无理由退货", "claimed_label": "no_reason_return",
                      "claimed_labels": ["no_reason_return"], "status": "mismatch", "severity": "high",
                      "evidence": [{"term": "开线", "weight": 0.74, "start": 7, "end": 9}]},
+        "product_family": "wearable",
         "model_version": "20261128093000-1a2b3c4d",
     }]})
 
@@ -73,6 +74,9 @@ class ClassifyResponse(BaseModel):
     needs_review: bool = Field(description="Confidence below the label's review threshold, or too little text.")
     evidence: list[EvidenceOut]
     mismatch: MismatchOut
+    product_family: str | None = Field(
+        None, description="How the product was read (wearable, not_wearable) when it changed the probabilities; "
+                          "null when no product was given or it names no known family.")
     model_version: str
 
 

@@ -124,6 +124,7 @@ def test_direction_product_decides_the_fit_rule(clf, text):
         < jeans.probabilities["size_exchange"]
     assert fruit.label != "size_exchange"
     assert jeans.label == "size_exchange"
+    assert (none.product_family, fruit.product_family, jeans.product_family) == (None, "not_wearable", "wearable")
 
 
 def test_an_unknown_product_changes_nothing(clf):
@@ -198,7 +199,7 @@ def test_agreeing_claim_is_consistent(clf):
 def test_prediction_contract(clf):
     p = clf.predict(["快递太慢了"])[0]
     d = p.to_dict()
-    assert set(d) == {"label", "probabilities", "confidence", "needs_review", "evidence", "mismatch"}
+    assert set(d) == {"label", "probabilities", "confidence", "needs_review", "evidence", "mismatch", "product_family"}
     assert abs(sum(d["probabilities"].values()) - 1) < 1e-3
     assert d["confidence"] == max(d["probabilities"].values())
     assert set(d["mismatch"]) >= {"claimed_label", "status", "severity", "evidence"}
