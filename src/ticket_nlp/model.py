@@ -271,16 +271,17 @@ class Classifier:
         family = self.product_families.family(product)
         return family if family in self._family_factors else None
 
-    def _product_factors(self, products: list[object] | None) -> np.ndarray | None:
-        """Per text, the factors of its product's family (ones when the family is unknown or has
-        no prior); ``None`` when no text has one."""
-        if not products or not self._family_factors:
+    def _families(self, products: list[object] | None) -> list[str | None] | None:
+        """``product_family`` of each product; ``None`` when no product has a family with a prior."""
+        if products is None or not self._family_factors:
             return None
-        factors = [self._family_factors.get(self.product_families.family(p)) for p in products]
-        if all(f is None for f in factors):
-            return None
+        families = [self.product_family(p) for p in products]
+        return families if any(families) else None
+
+    def _product_factors(self, families: list[str | None]) -> np.ndarray:
+        """Per text, the factors of its product's family (ones when it has none)."""
         ones = np.ones(len(LABELS))
-        return np.array([ones if f is None else f for f in factors])
+        return np.array([self._family_factors[f] if f else ones for f in families])
 
     @property
     def version(self) -> str:
@@ -289,12 +290,12 @@ class Classifier:
     # prediction
     def predict_proba(self, texts: list[str], products: list[str | None] | None = None) -> np.ndarray:
         """Probabilities, columns in ``LABELS`` order."""
-        return self._score(list(texts), products)[2]
+        return self._score(list(texts), self._families(products))[2]
 
-    def _score(self, texts: list[object], products: list[object] | None = None,
+    def _score(self, texts: list[object], families: list[str | None] | None = None,
                ) -> tuple[list[str], list[str | None], np.ndarray, list[sp.csr_matrix]]:
         """Normalised texts, their script forms (None when not kept), probabilities (LABELS order,
-        reweighted by the product's family when one is known) and the feature blocks behind them."""
+        reweighted by each product's family, ``_families``) and the feature blocks behind them."""
         if self._compiled is not None:
             normalized, scripts = self._compiled.normalize(texts)
             words, chars = self._compiled.features(normalized)
@@ -308,9 +309,8 @@ class Classifier:
             proba = self.pipeline.named_steps["clf"].predict_proba(features)
             blocks = [features]
         proba = proba[:, self._column_order]
-        factors = self._product_factors(products)
-        if factors is not None:
-            proba = proba * factors
+        if families is not None:
+            proba = proba * self._product_factors(families)
             proba /= proba.sum(axis=1, keepdims=True)
         return normalized, scripts, proba, blocks
 
@@ -320,9 +320,8 @@ class Classifier:
         ``products`` the product names or categories (宝贝标题, 女装 …), which decide LABELING.md's
         fit rule ("太小了" is a size problem for trousers, a quality problem for fruit)."""
         out = []
-        families = [self.product_family(p) for p in products] if products is not None else None
-        for k, (text, label, shown, b, needs_review, spans, claim) in enumerate(
-                self._decide(texts, claimed_reasons, products, explain)):
+        for text, label, shown, b, needs_review, spans, claim, family in self._decide(texts, claimed_reasons,
+                                                                                      products, explain):
             evidence = [Evidence(text[s:e], round(w, 4), s, e) for s, e, w in spans]
             status, claimed_labels, severity = claim[1:]
             out.append(Prediction(
@@ -333,7 +332,7 @@ class Classifier:
                 evidence=evidence,
                 mismatch=Mismatch(claim[0], claimed_labels[0] if claimed_labels else None, list(claimed_labels),
                                   status, severity, evidence if status == "mismatch" else []),
-                product_family=families[k] if families is not None else None,
+                product_family=family,
             ))
         return out
 
@@ -345,27 +344,29 @@ class Classifier:
         which cost about a fifth of a batch row's time."""
         return [[label, shown[b], needs_review, claim[1], claim[2][0] if claim[2] else "", claim[3],
                  " ".join([text[s:e] for s, e, _ in spans])]
-                for text, label, shown, b, needs_review, spans, claim in
+                for text, label, shown, b, needs_review, spans, claim, _ in
                 self._decide(texts, claimed_reasons, products, True)]
 
     def _decide(self, texts: list[object], claimed_reasons: list[str | None] | None,
                 products: list[object] | None, explain: bool):
         """Per text: (text, label, probabilities rounded to 4 places in LABELS order, label index,
-        needs_review, evidence spans as (start, end, weight), claim check as returned by ``_claim``)."""
+        needs_review, evidence spans as (start, end, weight), claim check as returned by ``_claim``,
+        the product family that reweighted it or None)."""
         texts = list(texts)
         claimed_reasons = [None] * len(texts) if claimed_reasons is None else list(claimed_reasons)
         if len(claimed_reasons) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(claimed_reasons)} claimed reasons")
         if products is not None and len(products) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(products)} products")
+        families = self._families(products)
         # in slices: memory stays bounded, and a slice's matrices stay in cache
         for lo in range(0, len(texts), DECIDE_SLICE):
             yield from self._decide_slice(texts[lo:lo + DECIDE_SLICE], claimed_reasons[lo:lo + DECIDE_SLICE],
-                                          products[lo:lo + DECIDE_SLICE] if products is not None else None, explain)
+                                          families[lo:lo + DECIDE_SLICE] if families is not None else None, explain)
 
-    def _decide_slice(self, texts: list[object], claimed_reasons: list[str | None], products: list[object] | None,
-                      explain: bool):
-        normalized, scripts, proba, blocks = self._score(texts, products)
+    def _decide_slice(self, texts: list[object], claimed_reasons: list[str | None],
+                      families: list[str | None] | None, explain: bool):
+        normalized, scripts, proba, blocks = self._score(texts, families)
         best = proba.argmax(axis=1)
         top = self._top_features(blocks, best) if explain else None
         review = self.review_thresholds
@@ -376,7 +377,8 @@ class Classifier:
             label = LABELS[b]
             spans = self._evidence_spans(text, scripts[i], *top[i]) if explain else []
             needs_review = row[b] < review.get(label, 0.5) or not has_content(normalized[i])
-            yield text, label, shown, b, needs_review, spans, self._claim(normalized[i], claimed_reasons[i], label, row)
+            yield (text, label, shown, b, needs_review, spans, self._claim(normalized[i], claimed_reasons[i], label, row),
+                   families[i] if families is not None else None)
 
     def _claim(self, normalized: str, claimed: str | None, label: str,
                row: list[float]) -> tuple[str | None, str, tuple[str, ...], str]:
