@@ -56,6 +56,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
 LABEL_INDEX = {lab: i for i, lab in enumerate(LABELS)}
 DEFAULT_CLAIM_AGREEMENT = 0.75  # share of claims that fit their text, when training did not measure it
 EVIDENCE_TERMS = 5
+IMPLAUSIBLE_FACTOR = 0.05  # a label this much rarer in a product family than overall is not what a claim means there
 DECIDE_SLICE = 5000  # texts scored at once by predict and label_rows (a batch chunk is one slice)
 EVIDENCE_MIN_SHARE = 0.15  # spans weaker than this share of the strongest one are noise to a reader
 FUNCTION_CHARS = tuple("的了有都就也还是很太在我你他她它这那个们吧吗呢啊呀哦嘛着过和与及或把被给让到说要会能就又再才")
@@ -265,6 +266,9 @@ class Classifier:
         self.product_families = ProductFamilies(priors.get("keywords") or {})
         self._family_factors = {fam: np.array([f.get(lab, 1.0) for lab in LABELS])
                                 for fam, f in (priors.get("factors") or {}).items()}
+        # per family, the labels its items (nearly) never have: size_exchange for fruit or phones
+        self._implausible = {fam: frozenset(lab for lab in LABELS if f.get(lab, 1.0) < IMPLAUSIBLE_FACTOR)
+                             for fam, f in (priors.get("factors") or {}).items()}
 
     def product_family(self, product: object) -> str | None:
         """The family a product is read as, when the model has a prior for it (else None: unused)."""
@@ -377,11 +381,12 @@ class Classifier:
             label = LABELS[b]
             spans = self._evidence_spans(text, scripts[i], *top[i]) if explain else []
             needs_review = row[b] < review.get(label, 0.5) or not has_content(normalized[i])
-            yield (text, label, shown, b, needs_review, spans, self._claim(normalized[i], claimed_reasons[i], label, row),
-                   families[i] if families is not None else None)
+            family = families[i] if families is not None else None
+            yield (text, label, shown, b, needs_review, spans,
+                   self._claim(normalized[i], claimed_reasons[i], label, row, family), family)
 
-    def _claim(self, normalized: str, claimed: str | None, label: str,
-               row: list[float]) -> tuple[str | None, str, tuple[str, ...], str]:
+    def _claim(self, normalized: str, claimed: str | None, label: str, row: list[float],
+               family: str | None = None) -> tuple[str | None, str, tuple[str, ...], str]:
         """How the claimed reason relates to the text: (claimed reason, status, the labels it
         accepts, severity); see ``Mismatch`` for the statuses.
 
@@ -393,6 +398,13 @@ class Classifier:
         as evidence. Buyers pick a fitting reason most of the time (``claim_agreement``, measured on
         the training split), so a text that still gives the claimed labels some probability is read
         in the claim's favour: a flag is an accusation, and a seller appeals with it.
+
+        A reason that accepts several labels (大小/尺寸与商品描述不符: size_exchange or quality_defect)
+        is narrowed by the product's family: a label that family's items almost never have
+        (factor below ``IMPLAUSIBLE_FACTOR`` on the training split: size_exchange for fruit) is not
+        what the buyer can have meant, unless the text says it: the family comes from a category that
+        can be wrong about the item (a T-shirt in a 图书 set), so a text that agrees with one of the
+        reason's own labels stays consistent. A reason is never narrowed to nothing.
         """
         if claimed is None or (isinstance(claimed, str) and not claimed.strip()):
             return None, "not_claimed", (), "none"
@@ -400,6 +412,9 @@ class Classifier:
         if claimed_labels is None:
             return claimed, "unknown_reason", (), "none"
         claimed_labels = tuple(claimed_labels)
+        if family is not None and len(claimed_labels) > 1:
+            implausible = self._implausible[family]
+            claimed_labels = tuple(c for c in claimed_labels if c == label or c not in implausible) or claimed_labels
         if "other" in claimed_labels or label in claimed_labels:
             return claimed, "consistent", claimed_labels, "none"
         if label == "other" or not has_content(normalized):

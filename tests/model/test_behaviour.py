@@ -191,6 +191,22 @@ def test_multi_label_claim_accepts_either(clf):
     assert p.mismatch.status == "consistent"
 
 
+def test_product_narrows_a_multi_label_claim(clf):
+    """大小/尺寸与商品描述不符 means size_exchange or quality_defect; for fruit only the second can be
+    meant, for a shirt both stay, and a text that says the dropped label keeps it (the category may be
+    wrong about the item)."""
+    text, claim = "苹果比图片上小了一圈", "大小/尺寸与商品描述不符"
+    [fruit, unknown, shirt] = clf.predict([text] * 3, [claim] * 3, products=["红富士苹果", None, "衬衫"])
+    assert fruit.mismatch.claimed_labels == ["quality_defect"] and fruit.mismatch.claimed_label == "quality_defect"
+    assert unknown.mismatch.claimed_labels == ["size_exchange", "quality_defect"]
+    assert shirt.mismatch.claimed_labels == ["size_exchange", "quality_defect"]
+    tee = clf.predict(["送的T恤码数偏小，孩子穿不上，想换大一码"], [claim], products=["图书"])[0]
+    assert tee.label == "size_exchange" and tee.mismatch.status == "consistent"
+    assert "size_exchange" in tee.mismatch.claimed_labels
+    single = clf.predict(["苹果烂了好几个"], ["尺码不合适"], products=["苹果"])[0]
+    assert single.mismatch.claimed_labels == ["size_exchange"]  # never narrowed to nothing
+
+
 def test_agreeing_claim_is_consistent(clf):
     p = clf.predict(["袖口开线了"], ["质量问题"])[0]
     assert p.mismatch.status == "consistent" and p.mismatch.evidence == []
