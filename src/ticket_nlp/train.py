@@ -31,6 +31,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "words+chars logreg, sigmoid": {"classifier": "logreg", "C": 10.0},
     "words only linearsvc": {"use_chars": False},
     "emoji dropped": {"emoji": "drop"},
+    "every n-gram (min_df=1)": {"min_df": 1},
 }
 # Recorded for the comparison but never chosen: negation handling is a requirement
 # ("没有 破损" must not read as 破损, in either branch), whatever a point of valid F1 says.
