@@ -204,7 +204,7 @@ def test_product_narrows_a_multi_label_claim(clf):
     assert tee.label == "size_exchange" and tee.mismatch.status == "consistent"
     assert "size_exchange" in tee.mismatch.claimed_labels
     single = clf.predict(["苹果烂了好几个"], ["尺码不合适"], products=["苹果"])[0]
-    assert single.mismatch.claimed_labels == ["size_exchange"]  # never narrowed to nothing
+    assert single.mismatch.claimed_labels == ["size_exchange"]  # a reason with one label is kept as it is
 
 
 def test_agreeing_claim_is_consistent(clf):
