@@ -36,7 +36,7 @@ REASON_HEADERS = ("买家退款原因", "售后原因", "申请原因", "退货�
 # What names the item: Tmall's 宝贝标题, JD's 商品名称, or a category. Read for LABELING.md's fit rule.
 PRODUCT_HEADERS = ("宝贝标题", "商品名称", "商品标题", "商品", "product_category", "product", "类目", "品类")
 OUTPUT_COLUMNS = ("tn_status", "tn_label", "tn_confidence", "tn_needs_review", "tn_mismatch", "tn_claimed_label",
-                  "tn_severity", "tn_evidence")
+                  "tn_severity", "tn_product_family", "tn_evidence")
 EXTRA_COLUMN = "tn_extra_fields"  # cells beyond the header's width, kept rather than dropped
 RESUMABLE = {"csv", "tsv", "jsonl"}
 CHUNK_ROWS = 5000
@@ -72,7 +72,7 @@ def score_chunk(clf: Classifier, texts: list[Any], reasons: list[Any],
     ok = [i for i, s in enumerate(statuses) if s == "ok"]
     cells = clf.label_rows([texts[i] for i in ok], [str(reasons[i]).strip() or None for i in ok],
                            [products[i] for i in ok] if products is not None else None)
-    out = [[s, "", "", "", "", "", "", ""] for s in statuses]
+    out = [[s, *[""] * (len(OUTPUT_COLUMNS) - 1)] for s in statuses]
     for i, row in zip(ok, cells, strict=True):
         out[i] = ["ok", *row]
     return out

@@ -343,12 +343,13 @@ class Classifier:
     def label_rows(self, texts: list[object], claimed_reasons: list[str | None],
                    products: list[object] | None = None) -> list[list[Any]]:
         """What batch scoring writes per row: label, confidence, needs_review, mismatch status,
-        claimed label, severity and the evidence terms joined by spaces. The same decisions as
-        ``predict`` (both read ``_decide``) without building its objects (dataclasses, dicts),
-        which cost about a fifth of a batch row's time."""
-        return [[label, shown[b], needs_review, claim[1], claim[2][0] if claim[2] else "", claim[3],
+        claimed label, severity, the product family that reweighted it ("" if none) and the
+        evidence terms joined by spaces. The same decisions as ``predict`` (both read ``_decide``)
+        without building its objects (dataclasses, dicts), which cost about a fifth of a batch
+        row's time."""
+        return [[label, shown[b], needs_review, claim[1], claim[2][0] if claim[2] else "", claim[3], family or "",
                  " ".join([text[s:e] for s, e, _ in spans])]
-                for text, label, shown, b, needs_review, spans, claim, _ in
+                for text, label, shown, b, needs_review, spans, claim, family in
                 self._decide(texts, claimed_reasons, products, True)]
 
     def _decide(self, texts: list[object], claimed_reasons: list[str | None] | None,

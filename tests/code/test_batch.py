@@ -128,9 +128,11 @@ def test_product_column_is_found_or_named(clf, tmp_path):
     header, rows = read_output(tmp_path / "o.csv")
     assert [r[header.index("tn_label")] for r in rows] == expected
     assert expected[0] == "size_exchange" and expected[1] != "size_exchange"
+    assert [r[header.index("tn_product_family")] for r in rows] == ["wearable", "not_wearable", ""]
     score_file(clf, src, tmp_path / "named.csv", product_col="备用名", workers=1)
     header, rows = read_output(tmp_path / "named.csv")
     assert [r[header.index("tn_label")] for r in rows][:2] == expected[1::-1]
+    assert [r[header.index("tn_product_family")] for r in rows] == ["not_wearable", "wearable", ""]
 
 
 def test_short_and_long_rows_keep_every_cell(clf, tmp_path):

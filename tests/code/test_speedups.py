@@ -173,10 +173,11 @@ def test_label_rows_are_the_fields_of_predict(clf, texts, corpus_rows):
     """Batch cells come from the same decisions as ``predict``."""
     reasons = [r["claimed_reason"] for r in corpus_rows[:3000]] + [None] * len(EDGE_TEXTS)
     sample = texts[:3000] + EDGE_TEXTS
-    for row, p in zip(clf.label_rows(sample, reasons), clf.predict(sample, reasons), strict=True):
+    products = [r["product_category"] for r in corpus_rows[:3000]] + [None] * len(EDGE_TEXTS)
+    for row, p in zip(clf.label_rows(sample, reasons, products), clf.predict(sample, reasons, products), strict=True):
         m = p.mismatch
         assert row == [p.label, p.confidence, p.needs_review, m.status, m.claimed_label or "", m.severity,
-                       " ".join(e.term for e in p.evidence)]
+                       p.product_family or "", " ".join(e.term for e in p.evidence)]
 
 
 def test_feature_names_made_on_demand_match_the_union(clf):
