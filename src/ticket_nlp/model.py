@@ -267,8 +267,8 @@ class Classifier:
         self._family_factors = {fam: np.array([f.get(lab, 1.0) for lab in LABELS])
                                 for fam, f in (priors.get("factors") or {}).items()}
         # per family, the labels its items (nearly) never have: size_exchange for fruit or phones
-        self._implausible = {fam: frozenset(lab for lab in LABELS if f.get(lab, 1.0) < IMPLAUSIBLE_FACTOR)
-                             for fam, f in (priors.get("factors") or {}).items()}
+        self._implausible = {fam: frozenset(lab for lab, f in zip(LABELS, factors, strict=True) if f < IMPLAUSIBLE_FACTOR)
+                             for fam, factors in self._family_factors.items()}
 
     def product_family(self, product: object) -> str | None:
         """The family a product is read as, when the model has a prior for it (else None: unused)."""
