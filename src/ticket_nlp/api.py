@@ -386,6 +386,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # The token as it was before this worker read its model: a reload asked for while it loads
+        # (a model replaced a moment after it read the old one) still reaches it.
+        token = os.environ.get(RELOAD_TOKEN_ENV)
+        token_seen = read_reload_token(Path(token)) if token else ""
         try:
             app.state.feedback = await run_in_threadpool(FeedbackStore, settings.feedback_db)
         except Exception as err:  # the API still labels tickets; /v1/feedback answers 503
@@ -398,8 +402,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         loop = asyncio.get_running_loop()
         with suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no SIGHUP
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(models, "SIGHUP")))
-        token = os.environ.get(RELOAD_TOKEN_ENV)
-        watcher = asyncio.ensure_future(_watch_reload_token(models, Path(token))) if token else None
+        watcher = asyncio.ensure_future(_watch_reload_token(models, Path(token), token_seen)) if token else None
         yield
         if watcher is not None:
             watcher.cancel()
@@ -479,20 +482,20 @@ def touch_reload_token(token: Path) -> None:
     os.replace(tmp, token)
 
 
-async def _watch_reload_token(models: ModelHolder, token: Path) -> None:
-    """Several workers: reload in place when the token changes. In place rather than by replacing
-    worker processes, because a process that exits cuts its keep-alive connections, and a client
-    sending on one at that moment gets a reset."""
-    def read() -> str:
-        try:
-            return token.read_text(encoding="utf-8")
-        except OSError:
-            return ""
+def read_reload_token(token: Path) -> str:
+    try:
+        return token.read_text(encoding="utf-8")
+    except OSError:
+        return ""
 
-    seen = read()
+
+async def _watch_reload_token(models: ModelHolder, token: Path, seen: str) -> None:
+    """Several workers: reload in place when the token changes from ``seen``. In place rather than
+    by replacing worker processes, because a process that exits cuts its keep-alive connections,
+    and a client sending on one at that moment gets a reset."""
     while True:
         await asyncio.sleep(RELOAD_POLL_SECONDS)
-        current = read()
+        current = read_reload_token(token)
         if current != seen:
             seen = current
             await _reload(models, "reload token")

@@ -305,6 +305,42 @@ def _worker_pids(supervisor: int) -> set[int]:
     return pids
 
 
+def test_a_reload_asked_for_while_a_worker_loads_still_reaches_it(model_dir, tmp_path, monkeypatch):
+    """Several workers: the reload token touched while a worker is still reading its model (a model
+    replaced just after it read the old one) makes that worker load again once it serves."""
+    import asyncio
+
+    from ticket_nlp import api
+    from ticket_nlp.config import ApiSettings
+
+    token = tmp_path / "reload-token"
+    api.touch_reload_token(token)
+    monkeypatch.setenv(api.RELOAD_TOKEN_ENV, str(token))
+    loads: list[str] = []
+    real_load = api.ModelHolder.load
+
+    def load(self):
+        clf = real_load(self)
+        if not loads:
+            api.touch_reload_token(token)  # asked for while this worker was loading
+        loads.append(clf.version)
+        return clf
+
+    monkeypatch.setattr(api.ModelHolder, "load", load)
+    app = api.create_app(ApiSettings(model=str(model_dir), feedback_db=f"sqlite:///{tmp_path / 'feedback.db'}",
+                                     jobs_dir=str(tmp_path / "jobs")))
+
+    async def serve_a_while() -> None:
+        async with app.router.lifespan_context(app):
+            deadline = time.monotonic() + 20
+            while len(loads) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(3 * api.RELOAD_POLL_SECONDS)  # and no more than once
+
+    asyncio.run(serve_a_while())
+    assert len(loads) == 2
+
+
 def test_reload_with_several_workers_reloads_each_in_place_without_failures(model_dir, tmp_path):
     from tests.conftest import start_server, stop_server
 
@@ -315,7 +351,8 @@ def test_reload_with_several_workers_reloads_each_in_place_without_failures(mode
             time.sleep(0.2)
         workers = _worker_pids(server.process.pid)
         assert len(workers) == 2
-        time.sleep(1)  # both workers serving
+        while "\n".join(server.log_lines()).count('"model loaded"') < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)  # both workers serving: a busy machine can take a while over the second
         def reloads() -> int:
             return "\n".join(server.log_lines()).count('"trigger": "reload token"')
 
