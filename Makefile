@@ -19,5 +19,5 @@ train: setup
 	$(BIN)/ticket-nlp predict "收到就发现有瑕疵，袖口开线" --claimed 七天无理由退货
 
 test: setup
-	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff check src tests scripts benchmarks notebooks
 	$(BIN)/python -m pytest -m 'spark or not spark'
