@@ -483,6 +483,7 @@ def touch_reload_token(token: Path) -> None:
 
 
 def read_reload_token(token: Path) -> str:
+    """The token's content; "" while it does not exist (a worker started outside ``run``)."""
     try:
         return token.read_text(encoding="utf-8")
     except OSError:
