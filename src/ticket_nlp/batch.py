@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ticket_nlp.config import MAX_TEXT_CHARS
+from ticket_nlp.data import file_sha256
 from ticket_nlp.model import Classifier, freeze_heap
 from ticket_nlp.tables import TableError, file_format, find_column, open_table
 
@@ -214,6 +215,42 @@ class Summary:
                                                           key=lambda kv: -kv[1]["mismatch"])},
                 "needs_review": self.needs_review, "seconds": round(self.seconds, 2),
                 "rows_per_second": round(self.rows / self.seconds) if self.seconds else None}
+
+
+@dataclass
+class ExportTexts:
+    """The descriptions of an export (and the items they are about), without labels: what
+    ``ticket-nlp train --unlabelled`` adapts the model to. Rows ``row_status`` would not score are
+    counted in ``skipped`` by status, not read."""
+
+    texts: list[str]
+    products: list[str | None] | None
+    source: str
+    sha256: str
+    skipped: dict[str, int]
+
+
+def read_export_texts(path: Path, text_col: str | None = None, product_col: str | None = None,
+                      sheet: str | None = None, encoding: str | None = None) -> ExportTexts:
+    """Every scorable description of an export, with its product when the export names one, found
+    by the same headers ``score_file`` reads."""
+    path = Path(path)
+    table = open_table(path, sheet, encoding)
+    ti = find_column(table.header, text_col, TEXT_HEADERS, "description", path, required=True)
+    pi = find_column(table.header, product_col, PRODUCT_HEADERS, "product", path, required=False)
+    texts: list[str] = []
+    products: list[str | None] = []
+    skipped: Counter[str] = Counter()
+    for row in table.rows:
+        value = row[ti] if ti < len(row) else None
+        status = row_status(value)
+        if status != "ok":
+            skipped[status] += 1
+            continue
+        texts.append(value)
+        product = row[pi] if pi is not None and pi < len(row) else None
+        products.append(str(product).strip() or None if product is not None else None)
+    return ExportTexts(texts, products if pi is not None else None, str(path), file_sha256(path), dict(skipped))
 
 
 def _state_path(output: Path) -> Path:

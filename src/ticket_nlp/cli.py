@@ -102,6 +102,11 @@ def train(
     track: Annotated[bool, typer.Option("--track/--no-track", help="Log the run to MLflow (off for offline use).")] = True,
     eval_files: EvalOpt = None,
     run_name: Annotated[str | None, typer.Option("--run-name", help="MLflow run name (default: the config's name).")] = None,
+    unlabelled: Annotated[Path | None, typer.Option(
+        "--unlabelled", help="Your own tickets without labels (any export `score` reads): the model also learns "
+                             "from those it labels confidently (self-training).")] = None,
+    unlabelled_text_col: Annotated[str | None, typer.Option(
+        "--unlabelled-text-col", help="Description column of the --unlabelled export (default: found by header).")] = None,
 ) -> None:
     """Train on the shipped corpus (or your own labelled export), write the model, and log an MLflow run."""
     from ticket_nlp.train import train as run_training
@@ -114,10 +119,15 @@ def train(
     if compare is None:
         compare = cfg.compare if cfg.compare is not None else config is None
     try:
+        tickets = None
+        if unlabelled is not None:
+            from ticket_nlp.batch import read_export_texts
+
+            tickets = read_export_texts(unlabelled, unlabelled_text_col)
         clf = run_training(dataset, params=cfg.params, compare=compare, log=console.print,
                            review_precision=cfg.thresholds["review_precision"],
-                           mismatch_precision=cfg.thresholds["mismatch_precision"])
-    except ValueError as err:
+                           mismatch_precision=cfg.thresholds["mismatch_precision"], unlabelled=tickets)
+    except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
     target = clf.save(out or model_dir())

@@ -191,6 +191,11 @@ def log_training_run(clf: Classifier, data: LabelledSet, model_path: Path, confi
         params = config.flat()
         params.update(meta["params"])  # what was fitted (a compare may change it)
         params["variant"] = meta.get("variant", "")
+        if meta.get("self_training"):  # which unlabelled tickets, and how many joined (rows never logged)
+            st = meta["self_training"]
+            params.update({"self_training_source": st["source"], "self_training_sha256": st["sha256"],
+                           "self_training_added": st["added"], "self_training_confidence": st["confidence"],
+                           "self_training_weight": st["weight"]})
         mlflow.log_params({k: param_value(v) for k, v in params.items()})
         mlflow.set_tags({"model_version": clf.version, "data_sha256": data.sha256, "data_source": data.source,
                          "config_name": config.name, "description": config.description[:500]})

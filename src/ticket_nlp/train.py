@@ -14,6 +14,7 @@ import numpy as np
 import sklearn
 
 from ticket_nlp import __version__
+from ticket_nlp.batch import ExportTexts
 from ticket_nlp.config import LABELS
 from ticket_nlp.data import LabelledSet
 from ticket_nlp.evaluate import choose_review_thresholds, evaluate, expected_mismatch, label_metrics
@@ -46,6 +47,12 @@ SPLITS = frozenset({"train", "valid", "test"})
 REVIEW_PRECISION = 0.95
 MISMATCH_PRECISION = 0.95
 DEFAULT_MISMATCH_THRESHOLD = 0.6
+# Self-training on a team's own unlabelled tickets (``--unlabelled``): a ticket joins the training
+# rows under the label the first model gives it only when that model is this sure of it, and counts
+# this much of a labelled row. Measured with the unlabelled real reviews of ../shared/data standing in
+# for a team's tickets (docs/model.md, "Adapting to a team's own tickets").
+PSEUDO_CONFIDENCE = 0.9
+PSEUDO_WEIGHT = 0.5
 
 
 def ensure_splits(data: LabelledSet, seed: int = 13) -> LabelledSet:
@@ -115,11 +122,26 @@ def measure_product_priors(train_set: LabelledSet) -> dict[str, Any] | None:
     return {"factors": factors, "rows": dict(sorted(rows.items())), "keywords": families.keywords}
 
 
-def fit_variant(train: LabelledSet, params: dict[str, Any]):
+def fit_variant(train: LabelledSet, params: dict[str, Any], pseudo: tuple[list[str], list[str]] | None = None,
+                pseudo_weight: float = PSEUDO_WEIGHT):
+    """The pipeline fitted on the train rows, plus pseudo-labelled (texts, labels) at ``pseudo_weight``."""
     pipeline = build_pipeline(params)
     start = time.perf_counter()
-    pipeline.fit(train.texts, train.labels)
+    if pseudo and pseudo[0]:
+        weights = np.r_[np.ones(len(train)), np.full(len(pseudo[0]), pseudo_weight)]
+        pipeline.fit(train.texts + pseudo[0], train.labels + pseudo[1], clf__sample_weight=weights)
+    else:
+        pipeline.fit(train.texts, train.labels)
     return pipeline, time.perf_counter() - start
+
+
+def pseudo_label(clf: Classifier, unlabelled: ExportTexts,
+                 confidence: float = PSEUDO_CONFIDENCE) -> tuple[list[str], list[str]]:
+    """The unlabelled tickets the model labels with at least ``confidence``, and those labels."""
+    proba = clf.predict_proba(unlabelled.texts, unlabelled.products)
+    best = proba.argmax(axis=1)
+    keep = np.flatnonzero(proba[np.arange(len(best)), best] >= confidence).tolist()
+    return [unlabelled.texts[i] for i in keep], [LABELS[best[i]] for i in keep]
 
 
 def compare_variants(train: LabelledSet, valid: LabelledSet, base: dict[str, Any],
@@ -140,9 +162,15 @@ def compare_variants(train: LabelledSet, valid: LabelledSet, base: dict[str, Any
 
 def train(data: LabelledSet, params: dict[str, Any] | None = None, compare: bool = True,
           reasons: ReasonMap | None = None, log=print, review_precision: float = REVIEW_PRECISION,
-          mismatch_precision: float = MISMATCH_PRECISION) -> Classifier:
+          mismatch_precision: float = MISMATCH_PRECISION, unlabelled: ExportTexts | None = None,
+          pseudo_confidence: float = PSEUDO_CONFIDENCE, pseudo_weight: float = PSEUDO_WEIGHT) -> Classifier:
     """The whole training stage; returns a Classifier whose metadata records how it was made.
-    The precision targets come from an experiment config (``thresholds``) when one is given."""
+    The precision targets come from an experiment config (``thresholds``) when one is given.
+
+    With ``unlabelled`` (a team's own tickets, no labels) the model is trained twice: the second
+    time also on the tickets the first one labels confidently (``pseudo_label``), so it learns the
+    words those tickets use around the cues it already knows. Thresholds and figures always come
+    from the labelled valid and test splits."""
     data = ensure_splits(data)
     train_set, valid, test = data.split("train"), data.split("valid"), data.split("test")
     if not len(train_set) or not len(valid):
@@ -163,6 +191,24 @@ def train(data: LabelledSet, params: dict[str, Any] | None = None, compare: bool
     clf = Classifier(pipeline, {}, reasons)
     product_priors = measure_product_priors(train_set)
     clf.set_product_priors(product_priors)
+    self_training = None
+    if unlabelled is not None:
+        # a ticket of the labelled valid or test split would be trained on and then scored
+        held_out = set(valid.texts) | set(test.texts)
+        keep = [i for i, t in enumerate(unlabelled.texts) if t not in held_out]
+        candidates = ExportTexts([unlabelled.texts[i] for i in keep],
+                                 [unlabelled.products[i] for i in keep] if unlabelled.products else None,
+                                 unlabelled.source, unlabelled.sha256, unlabelled.skipped)
+        pseudo = pseudo_label(clf, candidates, pseudo_confidence)
+        self_training = {"source": unlabelled.source, "sha256": unlabelled.sha256, "rows": len(unlabelled.texts),
+                         "skipped": unlabelled.skipped, "held_out_dropped": len(unlabelled.texts) - len(keep),
+                         "confidence": pseudo_confidence, "weight": pseudo_weight,
+                         "added": len(pseudo[0]), "added_per_label": {lab: pseudo[1].count(lab) for lab in LABELS}}
+        log(f"self-training: {len(pseudo[0])} of {len(unlabelled.texts)} unlabelled tickets labelled with "
+            f"confidence >= {pseudo_confidence}, added at weight {pseudo_weight}")
+        pipeline, seconds = fit_variant(train_set, base, pseudo, pseudo_weight)
+        clf = Classifier(pipeline, {}, reasons)
+        clf.set_product_priors(product_priors)
     proba = clf.predict_proba(valid.texts, valid.products)
     clf.review_thresholds = choose_review_thresholds(proba, valid.labels, review_precision)
     clf.claim_agreement = claim_agreement(train_set, clf.reasons)
@@ -184,6 +230,7 @@ def train(data: LabelledSet, params: dict[str, Any] | None = None, compare: bool
                        "mismatch_precision_target": mismatch_precision,
                        "mismatch_on_valid": mismatch_at},
         "product_priors": product_priors,
+        "self_training": self_training,
         "train_seconds": round(seconds, 1),
         "versions": {"ticket_nlp": __version__, "scikit_learn": sklearn.__version__,
                      "numpy": np.__version__, "python": platform.python_version()},
