@@ -249,7 +249,7 @@ def read_export_texts(path: Path, text_col: str | None = None, product_col: str 
             continue
         texts.append(value)
         product = row[pi] if pi is not None and pi < len(row) else None
-        products.append(str(product).strip() or None if product is not None else None)
+        products.append((str(product).strip() or None) if product is not None else None)
     return ExportTexts(texts, products if pi is not None else None, str(path), file_sha256(path), dict(skipped))
 
 

@@ -144,6 +144,23 @@ def pseudo_label(clf: Classifier, unlabelled: ExportTexts,
     return [unlabelled.texts[i] for i in keep], [LABELS[best[i]] for i in keep]
 
 
+def self_training_rows(clf: Classifier, unlabelled: ExportTexts, held_out: set[str], confidence: float,
+                       weight: float) -> tuple[tuple[list[str], list[str]], dict[str, Any]]:
+    """The pseudo-labelled rows to add, and the record of them for ``metadata.json``. Tickets that
+    are in ``held_out`` (the labelled valid and test texts) are left out: they would be trained on
+    and then scored."""
+    keep = [i for i, t in enumerate(unlabelled.texts) if t not in held_out]
+    candidates = ExportTexts([unlabelled.texts[i] for i in keep],
+                             [unlabelled.products[i] for i in keep] if unlabelled.products else None,
+                             unlabelled.source, unlabelled.sha256, unlabelled.skipped)
+    texts, labels = pseudo_label(clf, candidates, confidence)
+    record = {"source": unlabelled.source, "sha256": unlabelled.sha256, "rows": len(unlabelled.texts),
+              "skipped": unlabelled.skipped, "held_out_dropped": len(unlabelled.texts) - len(keep),
+              "confidence": confidence, "weight": weight, "added": len(texts),
+              "added_per_label": {lab: labels.count(lab) for lab in LABELS}}
+    return (texts, labels), record
+
+
 def compare_variants(train: LabelledSet, valid: LabelledSet, base: dict[str, Any],
                      log=print) -> tuple[str, list[dict[str, Any]]]:
     rows = []
@@ -193,18 +210,9 @@ def train(data: LabelledSet, params: dict[str, Any] | None = None, compare: bool
     clf.set_product_priors(product_priors)
     self_training = None
     if unlabelled is not None:
-        # a ticket of the labelled valid or test split would be trained on and then scored
-        held_out = set(valid.texts) | set(test.texts)
-        keep = [i for i, t in enumerate(unlabelled.texts) if t not in held_out]
-        candidates = ExportTexts([unlabelled.texts[i] for i in keep],
-                                 [unlabelled.products[i] for i in keep] if unlabelled.products else None,
-                                 unlabelled.source, unlabelled.sha256, unlabelled.skipped)
-        pseudo = pseudo_label(clf, candidates, pseudo_confidence)
-        self_training = {"source": unlabelled.source, "sha256": unlabelled.sha256, "rows": len(unlabelled.texts),
-                         "skipped": unlabelled.skipped, "held_out_dropped": len(unlabelled.texts) - len(keep),
-                         "confidence": pseudo_confidence, "weight": pseudo_weight,
-                         "added": len(pseudo[0]), "added_per_label": {lab: pseudo[1].count(lab) for lab in LABELS}}
-        log(f"self-training: {len(pseudo[0])} of {len(unlabelled.texts)} unlabelled tickets labelled with "
+        pseudo, self_training = self_training_rows(clf, unlabelled, set(valid.texts) | set(test.texts),
+                                                   pseudo_confidence, pseudo_weight)
+        log(f"self-training: {self_training['added']} of {self_training['rows']} unlabelled tickets labelled with "
             f"confidence >= {pseudo_confidence}, added at weight {pseudo_weight}")
         pipeline, seconds = fit_variant(train_set, base, pseudo, pseudo_weight)
         clf = Classifier(pipeline, {}, reasons)
