@@ -7,14 +7,14 @@ import hashlib
 import platform
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sklearn
 
 from ticket_nlp import __version__
-from ticket_nlp.batch import ExportTexts
 from ticket_nlp.config import LABELS
 from ticket_nlp.data import LabelledSet
 from ticket_nlp.evaluate import choose_review_thresholds, evaluate, expected_mismatch, label_metrics
@@ -22,6 +22,9 @@ from ticket_nlp.model import DEFAULT_CLAIM_AGREEMENT, DEFAULT_PARAMS, Classifier
 from ticket_nlp.products import ProductFamilies, family_factors
 from ticket_nlp.reasons import ReasonMap
 from ticket_nlp.text import normalize_text
+
+if TYPE_CHECKING:  # batch's reader is needed only by a caller that self-trains
+    from ticket_nlp.batch import ExportTexts
 
 # Variants compared on the valid split; the best selectable one's params become the model's.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -150,9 +153,8 @@ def self_training_rows(clf: Classifier, unlabelled: ExportTexts, held_out: set[s
     are in ``held_out`` (the labelled valid and test texts) are left out: they would be trained on
     and then scored."""
     keep = [i for i, t in enumerate(unlabelled.texts) if t not in held_out]
-    candidates = ExportTexts([unlabelled.texts[i] for i in keep],
-                             [unlabelled.products[i] for i in keep] if unlabelled.products else None,
-                             unlabelled.source, unlabelled.sha256, unlabelled.skipped)
+    candidates = replace(unlabelled, texts=[unlabelled.texts[i] for i in keep],
+                         products=[unlabelled.products[i] for i in keep] if unlabelled.products else None)
     texts, labels = pseudo_label(clf, candidates, confidence)
     record = {"source": unlabelled.source, "sha256": unlabelled.sha256, "rows": len(unlabelled.texts),
               "skipped": unlabelled.skipped, "held_out_dropped": len(unlabelled.texts) - len(keep),
